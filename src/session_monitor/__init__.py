@@ -1,0 +1,22 @@
+"""session-monitor: a quiet rupture indicator for therapy sessions.
+
+The public API is a few typed objects; the command line (``session-monitor``) is
+built on them.
+"""
+
+from .bus import EventBus
+from .errors import ConfigError, DeviceError, InputError, SessionDirError, SessionMonitorError
+from .events import (
+    Alert, Annotation, Event, Gap, Health, Marker, Overlap, Prosody, SessionEvent, Signal, Speech,
+    SpeechOnset, TalkShare, Transcript, Word,
+)
+from .settings import Settings, load_settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EventBus", "ConfigError", "DeviceError", "InputError", "SessionDirError", "SessionMonitorError",
+    "Alert", "Annotation", "Event", "Gap", "Health", "Marker", "Overlap", "Prosody", "SessionEvent",
+    "Signal", "Speech", "SpeechOnset", "TalkShare", "Transcript", "Word", "Settings", "load_settings",
+    "__version__",
+]

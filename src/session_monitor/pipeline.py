@@ -1,0 +1,360 @@
+"""The pipeline: blocks of audio in, one ordered event stream out.
+
+For every block, per speaker channel: speech activity, then prosody (which takes
+the VAD's state); finished speech segments get their prosodic summary; closed
+utterances go to the transcription worker. Turn-taking runs across channels.
+Analyzers (the rupture model) see every event in order and may add their own.
+
+Everything is ordered by session time through an *outbox*. Live, a transcript
+enters the stream when the worker returns it (``t`` = the session time then). On a
+``--speed max`` replay the stream is made deterministic: each utterance holds a
+place at the time it closed, and events after it wait until its transcript is in
+(the pipeline runs ahead by at most ``transcriber.max_lookahead_s`` of audio), so
+the same file and config give the same events.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from .audio.frames import SAMPLE_RATE, Frame
+from .audio.ring import AudioRing
+from .bus import EventBus
+from .events import Event, Health, SessionEvent, Speech, Transcript
+from .prosody import ProsodyTracker
+from .prosody import warm_up as warm_up_prosody
+from .settings import Settings
+from .speech_activity import SpeechActivity, UtteranceReady
+from .transcriber import TranscriptionJob, TranscriptionResult, TranscriptionWorker
+from .turns import TurnTracker
+
+__all__ = ["Pipeline", "Analyzer", "AudioSource", "RunStats"]
+
+logger = logging.getLogger(__name__)
+
+_TICK = "tick"
+_JOB = "job"
+
+
+class AudioSource(Protocol):
+    name: str
+    channels: int
+    live: bool
+    overflows: int
+    audio_ok: bool
+
+    def blocks(self) -> Iterable[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class Analyzer(Protocol):
+    """A stage over the event stream (e.g. the rupture model)."""
+
+    def on_event(self, event: Event) -> list[Event]: ...
+
+    def tick(self, t: float) -> list[Event]: ...
+
+    def finish(self, t: float) -> list[Event]: ...
+
+
+@dataclass
+class RunStats:
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+    events: int = 0
+    transcripts: int = 0
+    completed: bool = False
+
+    @property
+    def rtf(self) -> float:
+        """Audio seconds per wall second (higher is faster)."""
+        return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class Pipeline:
+    """Runs one session from ``source`` and publishes its events on ``bus``.
+
+    Parameters
+    ----------
+    settings : Settings
+    source : AudioSource
+    bus : EventBus
+    roles : speaker of each source channel, in order
+    worker : transcription worker, or None for prosody only
+    analyzers : stages over the event stream
+    deterministic : order transcripts by utterance close time (``--speed max``)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: AudioSource,
+        bus: EventBus,
+        *,
+        roles: Sequence[str],
+        worker: TranscriptionWorker | None = None,
+        analyzers: Sequence[Analyzer] = (),
+        deterministic: bool = False,
+        health_every_s: float = 1.0,
+        on_progress: Callable[[float, "RunStats"], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.bus = bus
+        self.roles = list(roles)
+        self.worker = worker
+        self.analyzers = list(analyzers)
+        self.deterministic = deterministic
+        self.health_every_s = health_every_s
+        self.on_progress = on_progress
+        self.vads = [
+            SpeechActivity(settings.speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)
+        ]
+        self.prosody = [ProsodyTracker(settings.prosody, speaker=r) for r in self.roles]
+        self.turns = TurnTracker(talk_window_s=settings.prosody.talk_window_s)
+        keep_s = settings.speech_activity.max_utterance_s + 5.0 + settings.transcriber.pad_ms / 1000
+        self.rings = [AudioRing(int(keep_s * SAMPLE_RATE)) for _ in self.roles]
+        self._outbox: list[tuple[float, int, Any]] = []
+        self._seq = 0
+        self._results: dict[int, TranscriptionResult] = {}
+        self._next_interim = [0.0] * len(self.roles)
+        self._next_health = 0.0
+        self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
+        self._inbox_lock = threading.Lock()
+        self.position = 0  # samples processed per channel
+        self.stats = RunStats()
+        self.last_transcripts: list[Transcript] = []
+
+    # -- other threads ----------------------------------------------------------------------------
+
+    def inject(self, make_event: Callable[[float], Event]) -> None:
+        """Queue an event built at the current session time (thread-safe)."""
+        with self._inbox_lock:
+            self._inbox.append(make_event(self.position / SAMPLE_RATE))
+
+    @property
+    def now_s(self) -> float:
+        return self.position / SAMPLE_RATE
+
+    # -- run ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def warm_up() -> None:
+        """librosa/numba compilation and the VAD session, before any audio flows."""
+        warm_up_prosody()
+
+    def run(self, stop: threading.Event | None = None) -> RunStats:
+        """Process the whole source (or until ``stop`` is set); returns run statistics."""
+        wall0 = time.perf_counter()
+        self._push(0.0, SessionEvent(t=0.0, state="started", source=self.source.name, sample_rate=SAMPLE_RATE,
+                                     channels=self.source.channels, roles=tuple(self.roles)))
+        self._flush(final=False)
+        interrupted = False
+        try:
+            for block in self.source.blocks():
+                self._process_block(block)
+                self._flush(final=False)
+                self.stats.audio_s = self.now_s
+                self.stats.wall_s = time.perf_counter() - wall0
+                if self.on_progress is not None:
+                    self.on_progress(self.now_s, self.stats)
+                if stop is not None and stop.is_set():
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            self._finish(complete=not interrupted)
+            self.stats.wall_s = time.perf_counter() - wall0
+            self.stats.completed = not interrupted
+        return self.stats
+
+    def _finish(self, *, complete: bool) -> None:
+        t = self.now_s
+        out: list[Any] = []
+        for c in range(len(self.roles)):
+            out.extend(self.vads[c].flush())
+        self._handle_stage_output(out, t)
+        if self.worker is not None:
+            self.worker.close(drain=True)
+            self._collect_results(t)
+        self._push(t, _TICK)
+        self._flush(final=True)
+        for analyzer in self.analyzers:
+            self._publish_all(analyzer.finish(t))
+        self._publish(SessionEvent(t=t, state="ended", source=self.source.name, sample_rate=SAMPLE_RATE,
+                                   channels=self.source.channels, roles=tuple(self.roles), complete=complete))
+
+    # -- one block ---------------------------------------------------------------------------------------
+
+    def _process_block(self, block: np.ndarray) -> None:
+        start = self.position
+        n = block.shape[1]
+        out: list[Any] = []
+        for c in range(len(self.roles)):
+            samples = block[c]
+            frame = Frame(start, c, samples)
+            self.rings[c].append(samples)
+            vad_out = self.vads[c].process(frame)
+            for ev in self.prosody[c].process(frame, speaking=self.vads[c].speaking):
+                self._push(ev.t, ev)
+            out.extend(vad_out)
+        self.position = start + n
+        t = self.position / SAMPLE_RATE
+        self._handle_stage_output(out, t)
+        self._maybe_interim(t)
+        self._collect_results(t)
+        with self._inbox_lock:
+            injected, self._inbox = self._inbox, []
+        for ev in injected:
+            self._push(ev.t, ev)
+        for ev in self.turns.tick(t):
+            self._push(ev.t, ev)
+        if t >= self._next_health:
+            self._next_health = t + self.health_every_s
+            self._push(t, self._health(t))
+        self._push(t, _TICK)
+
+    def _handle_stage_output(self, items: list[Any], t: float) -> None:
+        items.sort(key=lambda e: e.t)
+        for item in items:
+            if isinstance(item, UtteranceReady):
+                self._submit(item.channel, item.start_sample, item.end_sample, final=True, t=item.t)
+                continue
+            if isinstance(item, Speech):
+                c = self.roles.index(item.speaker) if item.speaker in self.roles else 0
+                c = next((v.channel for v in self.vads if v.speaker == item.speaker), c)
+                summary = self.prosody[c].summarize(item.start, item.end)
+                item = replace(item, intensity_db=summary.intensity_db, f0_hz=summary.f0_hz,
+                               syllable_rate_hz=summary.syllable_rate_hz)
+            self._push(item.t, item)
+            for ev in self.turns.on_event(item):
+                self._push(ev.t, ev)
+
+    # -- transcription --------------------------------------------------------------------------------------
+
+    def _submit(self, channel: int, start: int, end: int, *, final: bool, t: float) -> None:
+        if self.worker is None:
+            return
+        pad = self.settings.transcriber.pad_ms * SAMPLE_RATE // 1000
+        a0 = max(0, start - pad)
+        audio = self.rings[channel].get(a0, end + pad)
+        if len(audio) < SAMPLE_RATE // 10:
+            return
+        self._seq += 1
+        job = TranscriptionJob(self._seq, channel, self.roles[channel], a0 / SAMPLE_RATE,
+                               (a0 + len(audio)) / SAMPLE_RATE, audio.copy(), final, t)
+        if final:
+            self._next_interim[channel] = 0.0
+        self.worker.submit(job, drop_oldest=not self.deterministic)
+        if self.deterministic:
+            self._push(t, (_JOB, job.seq))
+
+    def _maybe_interim(self, t: float) -> None:
+        every = self.settings.transcriber.interim_every_s
+        if self.worker is None or every <= 0 or self.deterministic:
+            return  # interim passes serve live latency; a --speed max replay needs only finals
+        for c, vad in enumerate(self.vads):
+            span = vad.open_utterance()
+            if span is None:
+                continue
+            length = (span[1] - span[0]) / SAMPLE_RATE
+            if self._next_interim[c] == 0.0:
+                self._next_interim[c] = every
+            if length >= self._next_interim[c] and self.worker.pending == 0:
+                self._next_interim[c] = length + every
+                self._submit(c, span[0], span[1], final=False, t=t)
+
+    def _collect_results(self, t: float) -> None:
+        if self.worker is None:
+            return
+        for result in self.worker.results():
+            if self.deterministic:
+                self._results[result.job.seq] = result
+            else:
+                ev = self._transcript(result, t)
+                if ev is not None:
+                    self._push(t, ev)
+
+    def _transcript(self, result: TranscriptionResult, t: float) -> Transcript | None:
+        job = result.job
+        text = result.text
+        if not text:
+            return None
+        words = result.words
+        words_per_s = None
+        if len(words) >= 2 and words[-1].end > words[0].start:
+            words_per_s = len(words) / (words[-1].end - words[0].start)
+        ev = Transcript(t=t, speaker=job.speaker, start=job.start, end=job.end, text=text, words=words,
+                        final=job.final, words_per_s=words_per_s, asr_lag_s=t - job.end,
+                        asr_compute_s=result.compute_s)
+        self.stats.transcripts += 1
+        return ev
+
+    def _health(self, t: float) -> Health:
+        w = self.worker
+        lag = None
+        if w is not None and not self.deterministic:
+            oldest = w.oldest_pending_t()
+            lag = 0.0 if oldest is None else t - oldest
+        return Health(
+            t=t, overflows=self.source.overflows, asr_queue=w.pending if w else 0,
+            asr_skipped=w.skipped if w else 0, asr_errors=w.errors if w else 0, asr_lag_s=lag,
+            audio_ok=self.source.audio_ok, rtf=self.stats.rtf or None,
+        )
+
+    # -- ordered output -------------------------------------------------------------------------------------
+
+    def _push(self, t: float, item: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._outbox, (t, self._seq, item))
+
+    def _flush(self, *, final: bool) -> None:
+        while self._outbox:
+            t, _seq, item = self._outbox[0]
+            if isinstance(item, tuple) and item[0] == _JOB:
+                job_seq = item[1]
+                if job_seq not in self._results:
+                    behind = self.now_s - t
+                    if not final and behind < self.settings.transcriber.max_lookahead_s:
+                        return
+                    assert self.worker is not None
+                    self.worker.wait_for(job_seq)
+                    self._collect_results(self.now_s)
+                    if job_seq not in self._results:  # skipped or failed: nothing to publish
+                        heapq.heappop(self._outbox)
+                        continue
+                heapq.heappop(self._outbox)
+                ev = self._transcript(self._results.pop(job_seq), t)
+                if ev is not None:
+                    self._publish(ev)
+                continue
+            heapq.heappop(self._outbox)
+            if item == _TICK:
+                for analyzer in self.analyzers:
+                    self._publish_all(analyzer.tick(t))
+            else:
+                self._publish(item)
+
+    def _publish_all(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            self._publish(ev)
+
+    def _publish(self, event: Event) -> None:
+        self.stats.events += 1
+        if isinstance(event, Transcript):
+            self.last_transcripts = (self.last_transcripts + [event])[-5:]
+        self.bus.publish(event)
+        for analyzer in self.analyzers:
+            for derived in analyzer.on_event(event):
+                self.stats.events += 1
+                self.bus.publish(derived)

@@ -1,0 +1,380 @@
+"""Validated, typed settings loaded from TOML.
+
+``configs/default.toml`` holds every setting with a comment and is the single
+source of defaults; a ``--config`` file or a clinician profile
+(``configs/clinicians/NAME.toml``) overrides any subset. Each section is a frozen
+dataclass; a stage takes its own section, never the whole tree.
+
+Every error is one line naming the file, the key and what is allowed, e.g.
+``configs/clinicians/ana.toml: fusion.alert_on=1.4 is out of range; use 0..1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "Settings",
+    "AudioSettings",
+    "SpeechActivitySettings",
+    "ProsodySettings",
+    "TranscriberSettings",
+    "SessionSettings",
+    "PrivacySettings",
+    "RolesSettings",
+    "EvidenceSettings",
+    "FusionSettings",
+    "EvaluateSettings",
+    "load_settings",
+    "default_config_path",
+    "config_dir",
+]
+
+
+def rng(lo: float | None = None, hi: float | None = None, *, choices: tuple = ()) -> Any:
+    """A required dataclass field with an allowed range or set of choices."""
+    return field(metadata={"lo": lo, "hi": hi, "choices": choices})
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    block_ms: int = rng(20, 1000)
+    queue_s: float = rng(1, 120)
+    capture_rate: int = rng(0, 192000)
+    capture_block_ms: int = rng(5, 200)
+
+
+@dataclass(frozen=True)
+class SpeechActivitySettings:
+    threshold: float = rng(0.0, 1.0)
+    neg_threshold: float = rng(0.0, 1.0)
+    energy_floor_db: float = rng(-120, 0)
+    min_speech_ms: int = rng(0, 2000)
+    min_pause_ms: int = rng(50, 5000)
+    utterance_end_ms: int = rng(100, 10000)
+    max_utterance_s: float = rng(2, 60)
+    refine_ms: int = rng(0, 200)
+
+
+@dataclass(frozen=True)
+class ProsodySettings:
+    hop_ms: int = rng(5, 50)
+    frame_ms: int = rng(10, 100)
+    features_hz: float = rng(0.5, 100)
+    baseline_tau_s: float = rng(1, 3600)
+    baseline_min_s: float = rng(0, 600)
+    fmin_hz: float = rng(40, 400)
+    fmax_hz: float = rng(100, 1000)
+    yin_threshold: float = rng(0.01, 1.0)
+    talk_window_s: float = rng(5, 3600)
+    syllable_prominence_db: float = rng(0.5, 20)
+
+
+@dataclass(frozen=True)
+class TranscriberSettings:
+    enabled: bool = rng()
+    model: str = rng()
+    allow_download: bool = rng()
+    device: str = rng(choices=("cpu", "cuda", "auto"))
+    compute_type: str = rng()
+    cpu_threads: int = rng(0, 64)
+    beam_size: int = rng(1, 10)
+    language: str = rng()
+    no_speech_threshold: float = rng(0.0, 1.0)
+    logprob_threshold: float = rng(-10.0, 0.0)
+    compression_ratio_threshold: float = rng(1.0, 10.0)
+    max_repeats: int = rng(2, 50)
+    queue_size: int = rng(1, 1000)
+    interim_every_s: float = rng(0, 60)
+    pad_ms: int = rng(0, 1000)
+    max_lookahead_s: float = rng(1, 600)
+    drop_phrases: tuple[str, ...] = rng()
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    root: str = rng()
+    store_audio: bool = rng()
+    write_events: bool = rng()
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    store_transcript: bool = rng()
+
+
+@dataclass(frozen=True)
+class RolesSettings:
+    stereo: tuple[str, ...] = rng()
+    mono: str = rng(choices=("unknown", "therapist", "patient"))
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    """Rules that turn timing, prosody and words into 3RS evidence (see docs/rupture_model.md)."""
+
+    markers_file: str = rng()
+    latency_min_s: float = rng(0.2, 30)
+    latency_ratio: float = rng(1, 20)
+    latency_baseline_n: int = rng(1, 500)
+    statement_factor: float = rng(0, 1)
+    minimal_words: int = rng(1, 20)
+    voice_min_speech_s: float = rng(0.1, 5)
+    voice_drop_db: float = rng(0.5, 30)
+    voice_rise_db: float = rng(0.5, 30)
+    f0_rise_st: float = rng(0.5, 12)
+    rate_drop_ratio: float = rng(0.1, 1)
+    baseline_n: int = rng(1, 500)
+    baseline_min_n: int = rng(1, 100)
+    interrupt_min_s: float = rng(0, 10)
+    share_window_s: float = rng(10, 600)
+    share_drop_ratio: float = rng(0, 1)
+    share_min_history_s: float = rng(0, 3600)
+    question_rise_st: float = rng(0.5, 12)
+    lecture_s: float = rng(5, 600)
+    dominance_share: float = rng(0.5, 1)
+    reflection_turns: int = rng(2, 100)
+    repeat_s: float = rng(1, 600)
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """Weighted evidence -> withdrawal/confrontation scores -> likelihood, alerts."""
+
+    signal_hz: float = rng(2, 50)
+    evidence_tau_s: float = rng(1, 600)
+    repair_tau_s: float = rng(1, 600)
+    cue_cap: float = rng(0, 1)
+    therapist_cap: float = rng(0, 1)
+    lexical_weight: float = rng(0, 2)
+    timing_weight: float = rng(0, 2)
+    prosody_weight: float = rng(0, 2)
+    turn_taking_weight: float = rng(0, 2)
+    therapist_weight: float = rng(0, 2)
+    repair_weight: float = rng(0, 2)
+    repair_damping: float = rng(0, 1)
+    max_score: float = rng(0.01, 0.999)
+    engaged_factor: float = rng(0, 1)
+    attack_s: float = rng(0, 60)
+    release_s: float = rng(0, 600)
+    alert_on: float = rng(0, 1)
+    alert_off: float = rng(0, 1)
+    off_hold_s: float = rng(0, 600)
+    evidence_top_n: int = rng(1, 20)
+    episode_repair_grace_s: float = rng(0, 600)
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """How alert episodes are scored against annotated rupture intervals."""
+
+    tolerance_s: float = rng(0, 600)
+    match_kind: bool = rng()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All sections, plus where they came from (for session.json)."""
+
+    audio: AudioSettings
+    speech_activity: SpeechActivitySettings
+    prosody: ProsodySettings
+    transcriber: TranscriberSettings
+    session: SessionSettings
+    privacy: PrivacySettings
+    roles: RolesSettings
+    evidence: EvidenceSettings
+    fusion: FusionSettings
+    evaluate: EvaluateSettings
+    sources: tuple[str, ...] = ()
+    digest: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: dataclasses.asdict(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("sources", "digest")
+        }
+
+
+_SECTIONS: dict[str, type] = {
+    f.name: typing.get_type_hints(Settings)[f.name]
+    for f in dataclasses.fields(Settings)
+    if f.name not in ("sources", "digest")
+}
+
+
+def config_dir() -> Path:
+    """The folder holding ``default.toml`` and ``clinicians/``.
+
+    ``./configs`` when the current folder has one with a default.toml (a checkout),
+    else the copy shipped inside the package, else the source tree's.
+    """
+    here = Path.cwd() / "configs"
+    if (here / "default.toml").is_file():
+        return here
+    shipped = Path(__file__).parent / "configs"
+    if (shipped / "default.toml").is_file():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def default_config_path() -> Path:
+    return config_dir() / "default.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such settings file; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a TOML settings file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text; save it as a UTF-8 TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax") from None
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is tuple:
+        return "a list of " + _type_name(typing.get_args(tp)[0]) + "s"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(path: Path, key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
+    """Check ``value`` against type ``tp`` and the field's range; return it typed."""
+
+    raw = value
+
+    def bad_type() -> ConfigError:
+        return ConfigError(f"{path}: {key}={value!r} has the wrong type; use {_type_name(tp)}")
+
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(value, list):
+            raise bad_type()
+        item_tp = typing.get_args(tp)[0]
+        return tuple(_coerce(path, key, v, item_tp, {}) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad_type()
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad_type()
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad_type()
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{path}: {key}={value} is not a finite number")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise bad_type()
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices") or ()
+    if choices and value not in choices:
+        raise ConfigError(f"{path}: {key}={value!r} is not allowed; use one of {', '.join(choices)}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{path}: {key}={raw} is out of range; use {lo:g}..{hi:g}")
+    return value
+
+
+def _merge(path: Path, data: dict[str, Any], into: dict[str, dict[str, Any]], *, complete: bool) -> None:
+    for section, values in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; known sections: {', '.join(_SECTIONS)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: {section} must be a [{section}] table")
+        cls = _SECTIONS[section]
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{path}: unknown key {section}.{key}; known keys: {', '.join(fields)}"
+                )
+            into.setdefault(section, {})[key] = _coerce(
+                path, f"{section}.{key}", value, hints[key], dict(fields[key].metadata)
+            )
+    if complete:
+        for section, cls in _SECTIONS.items():
+            missing = [f.name for f in dataclasses.fields(cls) if f.name not in into.get(section, {})]
+            if missing:
+                raise ConfigError(f"{path}: [{section}] lacks {', '.join(missing)}; every setting needs a default")
+
+
+def clinician_path(name: str) -> Path:
+    """``configs/clinicians/NAME.toml``; the name must be a plain file stem."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(f"--clinician {name!r}: use a plain name such as 'ana' (no path)")
+    path = config_dir() / "clinicians" / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (config_dir() / "clinicians").glob("*.toml"))
+        hint = f"known: {', '.join(known)}" if known else "none exist yet"
+        raise ConfigError(f"clinician profile {path} not found ({hint}); create it or check the name")
+    return path
+
+
+def load_settings(
+    config: str | Path | None = None,
+    *,
+    clinician: str | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Settings:
+    """Defaults, then ``config``, then the clinician profile, then ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file, the key and the allowed values.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    default = default_config_path()
+    _merge(default, _read_toml(default), merged, complete=True)
+    sources = [str(default)]
+    digest = hashlib.sha256(default.read_bytes())
+    extra: list[Path] = []
+    if config is not None:
+        extra.append(Path(config))
+    if clinician is not None:
+        extra.append(clinician_path(clinician))
+    for path in extra:
+        _merge(path, _read_toml(path), merged, complete=False)
+        sources.append(str(path))
+        digest.update(path.read_bytes())
+    if overrides:
+        _merge(Path("<command line>"), overrides, merged, complete=False)
+        digest.update(repr(sorted((s, sorted(v.items())) for s, v in overrides.items())).encode())
+    sections = {name: cls(**merged[name]) for name, cls in _SECTIONS.items()}
+    settings = Settings(**sections, sources=tuple(sources), digest=digest.hexdigest()[:16])
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(s: Settings) -> None:
+    src = s.sources[-1]
+    if s.prosody.fmin_hz >= s.prosody.fmax_hz:
+        raise ConfigError(f"{src}: prosody.fmin_hz must be below prosody.fmax_hz")
+    if s.speech_activity.neg_threshold > s.speech_activity.threshold:
+        raise ConfigError(f"{src}: speech_activity.neg_threshold must not exceed speech_activity.threshold")
+    if s.speech_activity.utterance_end_ms < s.speech_activity.min_pause_ms:
+        raise ConfigError(f"{src}: speech_activity.utterance_end_ms must be >= speech_activity.min_pause_ms")
+    for role in s.roles.stereo:
+        if role not in ("therapist", "patient", "unknown"):
+            raise ConfigError(f"{src}: roles.stereo has {role!r}; use therapist, patient or unknown")
+    if s.fusion.alert_off >= s.fusion.alert_on:
+        raise ConfigError(f"{src}: fusion.alert_off must be below fusion.alert_on (hysteresis)")

@@ -1,0 +1,77 @@
+"""Transcription: the bundled model on real speech, and the hallucination guards."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import shared_file
+from helpers import events, run_cli, word_error_rate
+from session_monitor.errors import ConfigError
+from session_monitor.settings import load_settings
+from session_monitor.transcriber import AsrSegment, filter_segments, resolve_model
+
+JFK = ("And so my fellow Americans, ask not what your country can do for you, "
+       "ask what you can do for your country.")
+
+
+def seg(text: str, **kw) -> AsrSegment:
+    return AsrSegment(start=0.0, end=1.0, text=text, words=(), **kw)
+
+
+def settings():
+    return load_settings().transcriber
+
+
+def test_repetition_loop_is_dropped():
+    looped = seg("I don't know. I don't know. I don't know. I don't know. I don't know. I don't know.")
+    assert filter_segments([looped], settings()) == []
+
+
+def test_ordinary_repetition_is_kept():
+    kept = seg("No, no, I said I would do it.")
+    assert filter_segments([kept], settings()) == [kept]
+
+
+def test_stock_phrase_on_uncertain_audio_is_dropped_but_a_real_thank_you_is_kept():
+    assert filter_segments([seg("Thank you.", no_speech_prob=0.5, avg_logprob=-0.5)], settings()) == []
+    real = seg("Thank you.", no_speech_prob=0.01, avg_logprob=-0.2)
+    assert filter_segments([real], settings()) == [real]
+
+
+def test_silence_read_as_speech_is_dropped():
+    ghost = seg("The end.", no_speech_prob=0.9, avg_logprob=-1.5)
+    assert filter_segments([ghost], settings()) == []
+
+
+def test_model_names_never_download_unless_allowed():
+    s = load_settings(overrides={"transcriber": {"model": "base.en"}}).transcriber
+    with pytest.raises(ConfigError, match="allow_download"):
+        resolve_model(s)
+
+
+def test_bundled_model_resolves_to_a_local_folder():
+    target, name = resolve_model(settings())
+    assert name.startswith("bundled:")
+    assert (target and __import__("pathlib").Path(target, "model.bin").is_file())
+
+
+@pytest.mark.slow
+def test_jfk_word_error_rate_with_bundled_model(tmp_path):
+    """../shared/data/jfk.flac (mixed to mono, 44.1 kHz kept) through the full pipeline: WER <= 10 %."""
+    import soundfile as sf
+
+    stereo, rate = sf.read(shared_file("jfk.flac"), dtype="float32")
+    mono = tmp_path / "jfk_mono.flac"
+    sf.write(mono, stereo.mean(axis=1), rate)
+    out = tmp_path / "jfk"
+    result = run_cli("replay", str(mono), "--session-dir", str(out), "--no-view")
+    assert result.returncode == 0, result.stderr
+    texts = [e for e in events(out) if e["type"] == "transcript" and e["final"]]
+    assert {e["speaker"] for e in texts} == {"unknown"}
+    hyp = " ".join(e["text"] for e in texts)
+    wer = word_error_rate(JFK, hyp)
+    assert wer <= 0.10, (wer, hyp)
+    # word timestamps are in session time and inside their utterance
+    for e in texts:
+        for w in e["words"]:
+            assert e["start"] - 0.05 <= w["start"] <= w["end"] <= e["end"] + 0.05
