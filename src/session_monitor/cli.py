@@ -43,6 +43,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="reuse a non-empty --session-dir")
     p.add_argument("--no-view", action="store_true", help="no terminal view")
     p.add_argument("--no-asr", action="store_true", help="prosody and timing only, no transcription")
+    p.add_argument("--dashboard", action="store_true", help="serve the live indicator page and print its address")
+    p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
+                   help="address to bind (default 127.0.0.1; any other needs a token)")
+    p.add_argument("--dashboard-port", type=int, default=8765, metavar="PORT", help="port (default 8765; 0 = any free)")
+    p.add_argument("--dashboard-token", metavar="TOKEN",
+                   help="required on every request; generated and printed when binding a non-loopback host")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
 
 
@@ -122,8 +128,15 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is a clean error
     use_asr = settings.transcriber.enabled and not args.no_asr
     model_name = resolve_model(settings.transcriber)[1] if use_asr else None
-    folder = Path(args.session_dir) if args.session_dir else new_session_dir(settings.session.root)
-    folder = prepare_session_dir(folder, force=args.force)
+    annotations = _DashboardAnnotations()
+    dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
+    try:
+        folder = Path(args.session_dir) if args.session_dir else new_session_dir(settings.session.root)
+        folder = prepare_session_dir(folder, force=args.force)
+    except SessionMonitorError:
+        if dashboard is not None:
+            dashboard.stop()
+        raise
 
     backend = WhisperBackend(settings.transcriber) if use_asr else None
     if backend is not None:
@@ -139,17 +152,21 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
         "settings": {"sources": list(settings.sources), "digest": settings.digest, "values": settings.to_dict()},
         "model": model_name,
         "versions": _versions(),
+        "dashboard": dashboard.url.split("?")[0] if dashboard else None,
     })
     if settings.session.write_events:
         bus.subscribe(store.write)
     view = TerminalView(total_s=total_s, title=meta.get("source", ""))
     if not args.no_view:
         bus.subscribe(view)
+    if dashboard is not None:
+        bus.subscribe(dashboard.publish)
     stop = threading.Event()
     _install_sigint(stop)
     pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, deterministic=deterministic,
                         analyzers=analyzers,
                         on_progress=view.progress if not args.no_view else None)
+    annotations.attach(pipeline, store, dashboard)
     if getattr(source, "live", False):
         source.open()
         print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
@@ -158,16 +175,80 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
         with view if not args.no_view else _Null():
             stats = pipeline.run(stop)
         complete = stats.completed
+        annotations.session_ended(pipeline.now_s)
+        if dashboard is not None and complete:
+            print(f"session-monitor: session ended; the timeline stays at {dashboard.url} - press Ctrl-C to close",
+                  file=sys.stderr, flush=True)
+            stop.wait()
     except SessionMonitorError:
         store.finish(complete=False)
         raise
     finally:
         source.close()
+        if dashboard is not None:
+            dashboard.stop()
     store.finish(complete=complete, extra={"audio_s": round(stats.audio_s, 3), "rtf": round(stats.rtf, 2)})
     print(f"session-monitor: {'finished' if complete else 'stopped'}: {stats.audio_s:.1f} s of audio, "
           f"{stats.events} events, {stats.rtf:.1f}x real time -> {folder}", file=sys.stderr)
     print(str(folder))
     return EXIT_OK if complete else EXIT_INTERRUPTED
+
+
+def _start_dashboard(args: argparse.Namespace, annotations: "_DashboardAnnotations", *, title: str) -> Any:
+    """Start the page before anything is written, so a busy port leaves no folder behind."""
+    from .dashboard import Dashboard, is_loopback, new_token
+
+    token = args.dashboard_token
+    if token is None and not is_loopback(args.dashboard_host):
+        token = new_token()
+    dashboard = Dashboard(host=args.dashboard_host, port=args.dashboard_port, token=token,
+                          on_annotation=annotations, title=title)
+    dashboard.start()
+    print(f"session-monitor: dashboard at {dashboard.url}", file=sys.stderr, flush=True)
+    return dashboard
+
+
+class _DashboardAnnotations:
+    """The dashboard's buttons: annotation events into the session's one stream.
+
+    While the pipeline runs, the event is injected at the current session time and
+    published in order by the pipeline thread; after the session ended (the page
+    stays open on the timeline) it is appended at the end time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pipeline: Any = None
+        self._store: Any = None
+        self._dashboard: Any = None
+        self._ended_at: float | None = None
+
+    def attach(self, pipeline: Any, store: Any, dashboard: Any) -> None:
+        self._pipeline, self._store, self._dashboard = pipeline, store, dashboard
+
+    def session_ended(self, t: float) -> None:
+        with self._lock:
+            self._ended_at = t
+            leftovers = self._pipeline.drain_inbox() if self._pipeline is not None else []
+        for event in leftovers:
+            self._write(event)
+
+    def __call__(self, label: str, note: str = "") -> None:
+        from .events import Annotation
+
+        with self._lock:
+            if self._pipeline is None:
+                return
+            if self._ended_at is None:
+                self._pipeline.inject(lambda t: Annotation(t=t, label=label, source="dashboard", note=note))
+                return
+            event = Annotation(t=self._ended_at, label=label, source="dashboard", note=note)
+        self._write(event)
+
+    def _write(self, event: Any) -> None:
+        self._store.write(event)
+        if self._dashboard is not None:
+            self._dashboard.publish(event)
 
 
 class _Null:

@@ -141,6 +141,12 @@ class Pipeline:
         with self._inbox_lock:
             self._inbox.append(make_event(self.position / SAMPLE_RATE))
 
+    def drain_inbox(self) -> list[Event]:
+        """Injected events that arrived after the last block (thread-safe)."""
+        with self._inbox_lock:
+            events, self._inbox = self._inbox, []
+        return events
+
     @property
     def now_s(self) -> float:
         return self.position / SAMPLE_RATE
