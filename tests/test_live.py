@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -13,14 +12,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SR, espeak, needs, noise
+from conftest import SR, espeak, noise
 from helpers import events, normalize_words
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio_device]
 
+CONSENT = "A. Patient and B. Therapist consented to monitoring and transcript on 2026-11-26"
 
-def test_live_capture_transcribes_and_times_speech(tmp_path, pulse_sink):
-    needs("paplay")
+
+def test_live_capture_transcribes_and_times_speech(tmp_path, pulse):
     first = espeak("good morning how are you feeling today", voice="en-us+f3")
     second = espeak("I have been very tired this week", voice="en-us+m3")
     gap_s = 1.5
@@ -32,11 +32,10 @@ def test_live_capture_transcribes_and_times_speech(tmp_path, pulse_sink):
     sf.write(recording, stereo, SR)
 
     out = tmp_path / "live"
-    env = dict(os.environ, PULSE_SOURCE=f"{pulse_sink}.monitor")
     proc = subprocess.Popen(
         [sys.executable, "-m", "session_monitor.cli", "live", "--device", "pulse", "--roles", "therapist,patient",
-         "--duration", "12", "--session-dir", str(out), "--no-view"],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+         "--duration", "12", "--session-dir", str(out), "--no-view", "--consent", CONSENT],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=pulse.env,
     )
     ready = threading.Event()
     stderr_lines: list[str] = []
@@ -51,7 +50,7 @@ def test_live_capture_transcribes_and_times_speech(tmp_path, pulse_sink):
     reader.start()
     assert ready.wait(120), "".join(stderr_lines)
     time.sleep(0.5)
-    subprocess.run(["paplay", f"--device={pulse_sink}", str(recording)], check=True, timeout=30)
+    pulse.play(recording)
     proc.wait(timeout=120)
     reader.join(5)
     assert proc.returncode == 0, "".join(stderr_lines)

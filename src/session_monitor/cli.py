@@ -48,7 +48,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="address to bind (default 127.0.0.1; any other needs a token)")
     p.add_argument("--dashboard-port", type=int, default=8765, metavar="PORT", help="port (default 8765; 0 = any free)")
     p.add_argument("--dashboard-token", metavar="TOKEN",
-                   help="required on every request; generated and printed when binding a non-loopback host")
+                   help="required on every request, and to bind a non-loopback host; 'generate' makes a random "
+                        "one and prints the address with it")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
 
 
@@ -66,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     live = sub.add_parser("live", help="monitor a live session from a capture device")
     live.add_argument("--device", help="capture device: index or (part of) its name; see 'devices'")
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
-    live.add_argument("--consent", metavar="TEXT|FILE", help="consent record: who consented to what, when")
+    live.add_argument("--consent", metavar="TEXT|FILE", help="consent record (required): a TOML/JSON file with "
+                      "who, when, covers, or a text such as \"A. B. consented to monitoring and transcript on "
+                      "2026-11-26\"")
     _common(live)
 
     devices = sub.add_parser("devices", help="list capture devices")
@@ -118,6 +121,7 @@ def _install_sigint(stop: threading.Event) -> None:
 def _run_session(args: argparse.Namespace, settings: Settings, source: Any, roles: list[str], *,
                  deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
     from .bus import EventBus
+    from .consent import covers
     from .pipeline import Pipeline
     from .session_store import SessionStore, new_session_dir, prepare_session_dir
     from .terminal_view import TerminalView
@@ -167,6 +171,10 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
                         analyzers=analyzers,
                         on_progress=view.progress if not args.no_view else None)
     annotations.attach(pipeline, store, dashboard)
+    if settings.session.store_audio and covers(meta.get("consent"), "audio"):
+        from .audio.recorder import AudioRecorder
+
+        pipeline.audio_sink = AudioRecorder(folder, len(roles))
     if getattr(source, "live", False):
         source.open()
         print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
@@ -174,24 +182,43 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     try:
         with view if not args.no_view else _Null():
             stats = pipeline.run(stop)
-        complete = stats.completed
+        complete = True  # input ended or the user stopped it: a clean end either way
+        reason = "end_of_input" if stats.completed else "stopped_by_user"
         annotations.session_ended(pipeline.now_s)
         if dashboard is not None and complete:
             print(f"session-monitor: session ended; the timeline stays at {dashboard.url} - press Ctrl-C to close",
                   file=sys.stderr, flush=True)
             stop.wait()
-    except SessionMonitorError:
-        store.finish(complete=False)
+    except SessionMonitorError as exc:
+        store.finish(complete=False, extra={"end_reason": "error", "error": str(exc)})
         raise
     finally:
         source.close()
+        if pipeline.audio_sink is not None:
+            pipeline.audio_sink.close()
         if dashboard is not None:
             dashboard.stop()
-    store.finish(complete=complete, extra={"audio_s": round(stats.audio_s, 3), "rtf": round(stats.rtf, 2)})
-    print(f"session-monitor: {'finished' if complete else 'stopped'}: {stats.audio_s:.1f} s of audio, "
+    store.finish(complete=complete, extra={"end_reason": reason, "audio_s": round(stats.audio_s, 3),
+                                           "rtf": round(stats.rtf, 2)})
+    for warning in _input_warnings(source, stats):
+        print(f"session-monitor: warning: {warning}", file=sys.stderr)
+    print(f"session-monitor: {'finished' if stats.completed else 'stopped'}: {stats.audio_s:.1f} s of audio, "
           f"{stats.events} events, {stats.rtf:.1f}x real time -> {folder}", file=sys.stderr)
     print(str(folder))
-    return EXIT_OK if complete else EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _input_warnings(source: Any, stats: Any) -> list[str]:
+    """What a clinician should know about the input itself."""
+    out = []
+    if stats.audio_s > 1.0 and stats.speech_segments == 0:
+        out.append(f"no speech was found in {source.name}; check the input level and the channel roles")
+    clipped = getattr(source, "clipped_fraction", 0.0)
+    if clipped > 0.001:
+        out.append(f"{clipped:.1%} of the samples of {source.name} are clipped; lower the recording gain")
+    if getattr(source, "overflows", 0):
+        out.append(f"{source.overflows} audio block(s) were dropped (input overflow); close other programs")
+    return out
 
 
 def _start_dashboard(args: argparse.Namespace, annotations: "_DashboardAnnotations", *, title: str) -> Any:
@@ -200,6 +227,9 @@ def _start_dashboard(args: argparse.Namespace, annotations: "_DashboardAnnotatio
 
     token = args.dashboard_token
     if token is None and not is_loopback(args.dashboard_host):
+        raise InputError(f"--dashboard-host {args.dashboard_host} is not loopback: add --dashboard-token TOKEN, "
+                         "or --dashboard-token generate for a random one")
+    if token == "generate":
         token = new_token()
     dashboard = Dashboard(host=args.dashboard_host, port=args.dashboard_port, token=token,
                           on_annotation=annotations, title=title)
@@ -287,8 +317,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .audio.microphone import MicrophoneSource, find_device
+    from .consent import covers, load_consent
 
     settings = load_settings(args.config, clinician=args.clinician)
+    load_consent(args.consent)  # refuse before touching any device
     device = find_device(args.device)
     if args.roles:
         channels = len(args.roles.split(","))
@@ -302,10 +334,10 @@ def cmd_live(args: argparse.Namespace) -> int:
                               block_ms=a.block_ms, capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
     if args.duration is not None:
         source = _Limited(source, args.duration)
-    consent = None
-    if args.consent:
-        path = Path(args.consent)
-        consent = {"file": str(path), "text": path.read_text(encoding="utf-8")} if path.is_file() else {"text": args.consent}
+    consent = load_consent(args.consent)
+    if settings.session.store_audio and not covers(consent, "audio"):
+        raise InputError("session.store_audio is true but the consent record does not cover audio; "
+                         "record consent to audio or set session.store_audio = false")
     meta = {"mode": "live", "source": f"device:{device['name']}", "device": device, "consent": consent}
     return _run_session(args, settings, source, roles, deterministic=False, total_s=None, meta=meta)
 
@@ -357,6 +389,8 @@ COMMANDS = {"replay": cmd_replay, "live": cmd_live, "devices": cmd_devices, "eva
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is an error to report, not a kill
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,

@@ -96,6 +96,7 @@ class Speech(Event):
     intensity_db: float | None = None
     f0_hz: float | None = None
     syllable_rate_hz: float | None = None
+    speaker_confidence: float | None = None  # mono attribution, 0..1 (None: speaker from the channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ class Transcript(Event):
     words_per_s: float | None = None
     asr_lag_s: float | None = None
     asr_compute_s: float | None = None
+    speaker_confidence: float | None = None  # mono attribution, 0..1 (None: speaker from the channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,7 @@ class Health(Event):
     asr_queue: int = 0
     asr_skipped: int = 0
     asr_errors: int = 0
+    asr_restarts: int = 0
     asr_lag_s: float | None = None
     audio_ok: bool = True
     message: str = ""

@@ -72,6 +72,7 @@ class RunStats:
     wall_s: float = 0.0
     events: int = 0
     transcripts: int = 0
+    speech_segments: int = 0
     completed: bool = False
 
     @property
@@ -106,6 +107,7 @@ class Pipeline:
         deterministic: bool = False,
         health_every_s: float = 1.0,
         on_progress: Callable[[float, "RunStats"], None] | None = None,
+        audio_sink: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -116,6 +118,7 @@ class Pipeline:
         self.deterministic = deterministic
         self.health_every_s = health_every_s
         self.on_progress = on_progress
+        self.audio_sink = audio_sink
         self.vads = [
             SpeechActivity(settings.speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)
         ]
@@ -131,6 +134,8 @@ class Pipeline:
         self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
         self._inbox_lock = threading.Lock()
         self.position = 0  # samples processed per channel
+        self._audio_ok = True
+        self._lost_since: float | None = None
         self.stats = RunStats()
         self.last_transcripts: list[Transcript] = []
 
@@ -205,6 +210,8 @@ class Pipeline:
     def _process_block(self, block: np.ndarray) -> None:
         start = self.position
         n = block.shape[1]
+        if self.audio_sink is not None:
+            self.audio_sink(block)
         out: list[Any] = []
         for c in range(len(self.roles)):
             samples = block[c]
@@ -216,6 +223,9 @@ class Pipeline:
             out.extend(vad_out)
         self.position = start + n
         t = self.position / SAMPLE_RATE
+        self._watch_audio(start / SAMPLE_RATE)
+        if self.worker is not None and self.worker.ensure_running():
+            self._next_health = 0.0
         self._handle_stage_output(out, t)
         self._maybe_interim(t)
         self._collect_results(t)
@@ -229,6 +239,19 @@ class Pipeline:
             self._next_health = t + self.health_every_s
             self._push(t, self._health(t))
         self._push(t, _TICK)
+
+    def _watch_audio(self, t: float) -> None:
+        """Health at once when capture is lost or back; no response gap spans lost audio."""
+        ok = self.source.audio_ok
+        if ok == self._audio_ok:
+            return
+        self._audio_ok = ok
+        self._next_health = 0.0
+        if not ok:
+            self._lost_since = t
+        elif self._lost_since is not None:
+            self.turns.audio_lost(self._lost_since, t)
+            self._lost_since = None
 
     def _handle_stage_output(self, items: list[Any], t: float) -> None:
         items.sort(key=lambda e: e.t)
@@ -314,8 +337,9 @@ class Pipeline:
             lag = 0.0 if oldest is None else t - oldest
         return Health(
             t=t, overflows=self.source.overflows, asr_queue=w.pending if w else 0,
-            asr_skipped=w.skipped if w else 0, asr_errors=w.errors if w else 0, asr_lag_s=lag,
-            audio_ok=self.source.audio_ok, rtf=self.stats.rtf or None,
+            asr_skipped=w.skipped if w else 0, asr_errors=w.errors if w else 0,
+            asr_restarts=w.restarts if w else 0, asr_lag_s=lag, audio_ok=self.source.audio_ok,
+            message=getattr(self.source, "message", ""), rtf=self.stats.rtf or None,
         )
 
     # -- ordered output -------------------------------------------------------------------------------------
@@ -357,6 +381,8 @@ class Pipeline:
 
     def _publish(self, event: Event) -> None:
         self.stats.events += 1
+        if isinstance(event, Speech):
+            self.stats.speech_segments += 1
         if isinstance(event, Transcript):
             self.last_transcripts = (self.last_transcripts + [event])[-5:]
         self.bus.publish(event)

@@ -16,7 +16,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -239,13 +239,21 @@ class TranscriptionWorker:
     """Runs a backend on its own thread over a bounded queue of utterances.
 
     When the queue is full the *oldest* pending job is skipped (``skipped`` counts
-    them); a backend exception is logged, counted in ``errors`` and the worker goes
-    on with the next job. Results are collected with :meth:`results`.
+    them). A backend exception is logged and counted in ``errors``; the job yields no
+    words and the worker goes on. After ``restart_after`` failures in a row the backend
+    is rebuilt with ``backend_factory`` (``restarts`` counts that), and a worker thread
+    that died is started again by :meth:`ensure_running`. Results are collected with
+    :meth:`results`.
     """
 
-    def __init__(self, backend: AsrBackend, settings: TranscriberSettings) -> None:
+    def __init__(self, backend: AsrBackend, settings: TranscriberSettings, *,
+                 backend_factory: Callable[[], AsrBackend] | None = None, restart_after: int = 2) -> None:
         self.backend = backend
         self.settings = settings
+        self.backend_factory = backend_factory
+        self.restart_after = restart_after
+        self.restarts = 0
+        self._failures_in_row = 0
         self._jobs: deque[TranscriptionJob] = deque()
         self._results: deque[TranscriptionResult] = deque()
         self._cond = threading.Condition()
@@ -256,6 +264,18 @@ class TranscriptionWorker:
         self.skipped_seqs: list[int] = []
         self._thread = threading.Thread(target=self._run, name="transcriber", daemon=True)
         self._thread.start()
+
+    def ensure_running(self) -> bool:
+        """Restart the worker thread if it died; True when it had to."""
+        if self._thread.is_alive() or self._stop:
+            return False
+        logger.error("transcriber thread died; restarting it")
+        with self._cond:
+            self._busy = None
+        self.restarts += 1
+        self._thread = threading.Thread(target=self._run, name="transcriber", daemon=True)
+        self._thread.start()
+        return True
 
     # -- producer side (pipeline thread) ---------------------------------------------------------
 
@@ -317,6 +337,16 @@ class TranscriptionWorker:
 
     # -- worker thread ---------------------------------------------------------------------------------
 
+    def _rebuild_backend(self) -> None:
+        assert self.backend_factory is not None
+        try:
+            self.backend = self.backend_factory()
+            self.restarts += 1
+            self._failures_in_row = 0
+            logger.warning("transcriber restarted after repeated failures")
+        except Exception:
+            logger.exception("rebuilding the transcriber failed; keeping the old one")
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -333,6 +363,9 @@ class TranscriptionWorker:
             except Exception as exc:  # a failing backend must not stop the session
                 logger.exception("transcriber failed on a %.1f s utterance", job.end - job.start)
                 segments, error = [], f"{type(exc).__name__}: {exc}"[:200]
+            self._failures_in_row = self._failures_in_row + 1 if error else 0
+            if error and self.backend_factory is not None and self._failures_in_row >= self.restart_after:
+                self._rebuild_backend()
             result = TranscriptionResult(job, segments, time.perf_counter() - t0, error)
             with self._cond:
                 if error:

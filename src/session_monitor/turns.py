@@ -46,6 +46,11 @@ class TurnTracker:
         self._overlaps: list[tuple[str, str, float]] = []  # (speaker, over_speaker, start)
         self._segments: deque[tuple[str, float, float]] = deque()
         self._next_share = share_every_s
+        self._lost: deque[tuple[float, float]] = deque(maxlen=64)  # capture lost: no gaps across these
+
+    def audio_lost(self, start: float, end: float) -> None:
+        """Audio was lost over ``[start, end]``: a silence spanning it is not a response gap."""
+        self._lost.append((start, end))
 
     def on_event(self, event: Event) -> list[Event]:
         if isinstance(event, SpeechOnset):
@@ -69,7 +74,7 @@ class TurnTracker:
         if self._last is None or self._last[0] == onset.speaker:
             return []
         prev, end = self._last
-        if end > onset.start:
+        if end > onset.start or any(a < onset.start and b > end for a, b in self._lost):
             return []
         return [Gap(t=onset.t, from_speaker=prev, to_speaker=onset.speaker, start=end, end=onset.start,
                     duration_s=onset.start - end)]

@@ -6,6 +6,12 @@ input-overflow flag, and blocks dropped because the queue was full. Everything e
 (resampling to 16 kHz, cutting pipeline blocks) happens on the reading side. Lost
 blocks are replaced by silence of the same length, so the session clock (counted in
 samples) stays aligned with the room.
+
+A device that stops delivering (unplugged, its server gone) is noticed after
+``LOST_AFTER_S`` without data: ``audio_ok`` turns False, the stream is closed and
+reopened with exponential backoff (0.5 s doubling to 8 s), and meanwhile silence
+paced by the wall clock keeps the session clock running, so the signal, the health
+events and the dashboard go on. When the device answers again, capture resumes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,9 +28,15 @@ import numpy as np
 from ..errors import DeviceError
 from .frames import SAMPLE_RATE
 
-__all__ = ["MicrophoneSource", "list_devices", "find_device"]
+__all__ = ["MicrophoneSource", "list_devices", "find_device", "LOST_AFTER_S"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds without audio after which the device counts as lost.
+LOST_AFTER_S = 1.0
+#: A freshly opened stream may take a while to deliver its first block (ALSA's pulse plugin: ~2 s).
+_FIRST_DATA_S = 5.0
+_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def list_devices() -> list[dict[str, Any]]:
@@ -109,8 +122,15 @@ class MicrophoneSource:
         self.overflows = 0
         self.dropped_samples = 0
         self.audio_ok = True
+        self.message = ""
+        self.lost_count = 0
         self._stop = threading.Event()
         self._stream = None
+        self._last_data = 0.0
+        self._got_data = False
+        self._last_emit = 0.0
+        self._attempt = 0
+        self._next_retry = 0.0
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
@@ -128,40 +148,96 @@ class MicrophoneSource:
         try:
             sd.check_input_settings(device=self.device["index"], channels=self.channels, samplerate=self.rate,
                                     dtype="float32")
-            self._stream = sd.InputStream(
+            stream = sd.InputStream(
                 device=self.device["index"], channels=self.channels, samplerate=self.rate, dtype="float32",
                 blocksize=self.capture_block, callback=self._callback,
             )
-            self._stream.start()
+            stream.start()
         except Exception as exc:
             raise DeviceError(
                 f"cannot capture from {self.device['name']!r} at {self.rate} Hz ({str(exc).splitlines()[0][:120]}); "
                 f"{_available(list_devices())}"
             ) from None
+        self._stream = stream
+        self._last_data = time.monotonic()
+        self._got_data = False
 
     def stop(self) -> None:
         """Ask :meth:`blocks` to end (thread-safe)."""
         self._stop.set()
 
+    def _lose(self, now: float) -> None:
+        self.audio_ok = False
+        self.lost_count += 1
+        self.message = f"audio lost: {self.device['name']!r} stopped delivering; retrying"
+        logger.warning("%s", self.message)
+        self._close_stream()
+        self._attempt = 0
+        self._next_retry = now + _BACKOFF_S[0]
+
+    def _retry(self, now: float) -> None:
+        try:
+            self.open()
+        except DeviceError as exc:
+            self._attempt += 1
+            self._next_retry = now + _BACKOFF_S[min(self._attempt, len(_BACKOFF_S) - 1)]
+            logger.info("reopening the capture device failed (%s); next try in %.1f s", exc,
+                        self._next_retry - now)
+            return
+        self.audio_ok = True
+        self.message = f"audio restored after {self.lost_count} loss(es)"
+        logger.warning("%s", self.message)
+
+    def _silence_since(self, now: float) -> np.ndarray | None:
+        """Silence (capture rate) covering the wall time since the last block, while lost."""
+        n = int((now - self._last_emit) * self.rate)
+        if n < self.capture_block:
+            return None
+        self._last_emit += n / self.rate
+        return np.zeros((n, self.channels), np.float32)
+
+    def _capture_blocks(self):  # type: ignore[no-untyped-def]
+        """Capture-rate arrays: device data, lost-block silence, silence while the device is gone."""
+        dropped_seen = 0
+        self._last_emit = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self._stream is None:
+                if now >= self._next_retry:
+                    self._retry(now)
+                silence = self._silence_since(now)
+                if silence is not None:
+                    yield silence
+                if self._stream is None:
+                    time.sleep(0.05)
+                continue
+            try:
+                data = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                inactive = not self._stream.active
+                patience = LOST_AFTER_S if self._got_data else _FIRST_DATA_S
+                if inactive or now - self._last_data > patience:
+                    self._lose(now)
+                continue
+            self._last_data = now
+            self._last_emit = now
+            self._got_data = True
+            if self.dropped_samples > dropped_seen:  # keep the clock: silence for lost audio
+                lost = self.dropped_samples - dropped_seen
+                dropped_seen = self.dropped_samples
+                data = np.concatenate([np.zeros((lost, self.channels), np.float32), data])
+            yield data
+
     def blocks(self) -> Iterator[np.ndarray]:
         import soxr
 
-        if self._stream is None:
+        if self._stream is None and self.audio_ok:
             self.open()
         resampler = None
         if self.rate != SAMPLE_RATE:
             resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, self.channels, dtype="float32")
         pending = np.zeros((0, self.channels), dtype=np.float32)
-        dropped_seen = 0
-        while not self._stop.is_set():
-            try:
-                data = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if self.dropped_samples > dropped_seen:  # keep the clock: silence for lost audio
-                lost = self.dropped_samples - dropped_seen
-                dropped_seen = self.dropped_samples
-                data = np.concatenate([np.zeros((lost, self.channels), np.float32), data])
+        for data in self._capture_blocks():
             if resampler is not None:
                 data = resampler.resample_chunk(data)
             pending = np.concatenate([pending, data]) if len(pending) else data
@@ -169,12 +245,20 @@ class MicrophoneSource:
                 out, pending = pending[: self.block], pending[self.block :]
                 yield np.ascontiguousarray(out.T)
 
-    def close(self) -> None:
-        self._stop.set()
+    def _close_stream(self) -> None:
         if self._stream is not None:
             try:
-                self._stream.stop()
+                self._stream.abort()
                 self._stream.close()
             except Exception:  # closing a stream whose device vanished
                 logger.debug("closing the input stream failed", exc_info=True)
             self._stream = None
+        while True:  # what is queued belongs to the old stream
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+
+    def close(self) -> None:
+        self._stop.set()
+        self._close_stream()

@@ -61,15 +61,31 @@ class FileSource:
         self.speed = speed
         self.overflows = 0
         self.non_finite = 0  # samples that were NaN or inf, replaced by 0
+        self.clipped = 0  # samples at full scale (|x| >= 0.999) before resampling
+        self.samples_read = 0
         self.audio_ok = True
         self._check_path()
         self._backend = "soundfile" if self.path.suffix.lower() in _SOUNDFILE_SUFFIXES else "av"
+        self._subtype = ""
         if self._backend == "soundfile":
             self.native_rate, self.channels, self.frames = self._probe_soundfile()
         else:
             self.native_rate, self.channels, self.frames = self._probe_av()
         if self.frames == 0:
             raise InputError(f"{self.path}: contains no audio samples; choose a recording with sound")
+        if self._backend == "soundfile" and self._subtype in ("FLOAT", "DOUBLE"):
+            self._check_finite()
+
+    def _check_finite(self) -> None:
+        """A float file with NaN or inf samples is corrupt: refuse it before anything starts."""
+        for block in self._native_blocks(seconds=30.0):
+            if not np.all(np.isfinite(block)):
+                raise InputError(f"{self.path}: contains NaN or infinite samples; the file is damaged - "
+                                 "re-export it from the recorder")
+
+    @property
+    def clipped_fraction(self) -> float:
+        return self.clipped / max(1, self.samples_read)
 
     @property
     def duration_s(self) -> float | None:
@@ -90,6 +106,7 @@ class FileSource:
             info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise InputError(f"{self.path}: not a readable audio file ({_short(exc)}); convert it to wav or flac") from None
+        self._subtype = info.subtype
         return int(info.samplerate), int(info.channels), int(info.frames)
 
     def _probe_av(self) -> tuple[int, int, int | None]:
@@ -117,9 +134,11 @@ class FileSource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _native_blocks(self) -> Iterator[np.ndarray]:
-        """Native-rate blocks, shape (n, channels)."""
+    def _native_blocks(self, seconds: float | None = None) -> Iterator[np.ndarray]:
+        """Native-rate blocks, shape (n, channels); one pipeline block long unless ``seconds``."""
         native_block = max(1, round(self.block * self.native_rate / SAMPLE_RATE))
+        if seconds is not None:
+            native_block = int(seconds * self.native_rate)
         if self._backend == "soundfile":
             import soundfile as sf
 
@@ -167,6 +186,9 @@ class FileSource:
         wall0 = time.monotonic()
         for native in self._chunked(self._native_blocks()):
             last = native is None
+            if native is not None:
+                self.samples_read += native.size
+                self.clipped += int(np.count_nonzero(np.abs(native) >= 0.999))
             if resampler is not None:
                 data = resampler.resample_chunk(native if native is not None else np.zeros((0, self.channels), np.float32), last=last)
             else:
