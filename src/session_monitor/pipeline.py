@@ -129,6 +129,7 @@ class Pipeline:
         self._outbox: list[tuple[float, int, Any]] = []
         self._seq = 0
         self._results: dict[int, TranscriptionResult] = {}
+        self._batches: dict[int, list[TranscriptionJob]] = {}
         self._next_interim = [0.0] * len(self.roles)
         self._next_health = 0.0
         self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
@@ -195,6 +196,8 @@ class Pipeline:
         for c in range(len(self.roles)):
             out.extend(self.vads[c].flush())
         self._handle_stage_output(out, t)
+        for channel in list(self._batches):
+            self._send_batch(channel)
         if self.worker is not None:
             self.worker.close(drain=True)
             self._collect_results(t)
@@ -228,6 +231,8 @@ class Pipeline:
             self._next_health = 0.0
         self._handle_stage_output(out, t)
         self._maybe_interim(t)
+        if self._batches:
+            self._send_stale_batches(t)
         self._collect_results(t)
         with self._inbox_lock:
             injected, self._inbox = self._inbox, []
@@ -284,9 +289,39 @@ class Pipeline:
                                (a0 + len(audio)) / SAMPLE_RATE, audio.copy(), final, t)
         if final:
             self._next_interim[channel] = 0.0
-        self.worker.submit(job, drop_oldest=not self.deterministic)
         if self.deterministic:
             self._push(t, (_JOB, job.seq))
+            self._add_to_batch(job)
+        else:
+            self.worker.submit(job, drop_oldest=True)
+
+    # A --speed max replay packs each speaker's utterances into one Whisper pass of up to
+    # transcriber.batch_s seconds. What goes into a batch depends only on session time
+    # (never on how fast the worker is), so replays stay deterministic.
+
+    def _add_to_batch(self, job: TranscriptionJob) -> None:
+        assert self.worker is not None
+        limit = self.settings.transcriber.batch_s
+        if limit <= 0:
+            self.worker.submit_batch([job])
+            return
+        batch = self._batches.setdefault(job.channel, [])
+        length = sum(j.end - j.start for j in batch) + (job.end - job.start)
+        if batch and length > limit:
+            self._send_batch(job.channel)
+        self._batches.setdefault(job.channel, []).append(job)
+
+    def _send_batch(self, channel: int) -> None:
+        batch = self._batches.pop(channel, [])
+        if batch and self.worker is not None:
+            self.worker.submit_batch(batch)
+
+    def _send_stale_batches(self, t: float) -> None:
+        """Send a batch whose first utterance waited half the lookahead: the outbox needs it soon."""
+        wait = self.settings.transcriber.max_lookahead_s / 2
+        for channel, batch in list(self._batches.items()):
+            if batch and t - batch[0].submitted_t >= wait:
+                self._send_batch(channel)
 
     def _maybe_interim(self, t: float) -> None:
         every = self.settings.transcriber.interim_every_s
@@ -358,6 +393,8 @@ class Pipeline:
                     if not final and behind < self.settings.transcriber.max_lookahead_s:
                         return
                     assert self.worker is not None
+                    for channel in list(self._batches):
+                        self._send_batch(channel)
                     self.worker.wait_for(job_seq)
                     self._collect_results(self.now_s)
                     if job_seq not in self._results:  # skipped or failed: nothing to publish

@@ -33,6 +33,7 @@ __all__ = [
     "EvidenceSettings",
     "FusionSettings",
     "EvaluateSettings",
+    "AttributionSettings",
     "load_settings",
     "default_config_path",
     "config_dir",
@@ -96,6 +97,7 @@ class TranscriberSettings:
     interim_every_s: float = rng(0, 60)
     pad_ms: int = rng(0, 1000)
     max_lookahead_s: float = rng(1, 600)
+    batch_s: float = rng(0, 28)
     drop_phrases: tuple[str, ...] = rng()
 
 
@@ -130,7 +132,7 @@ class EvidenceSettings:
     voice_min_speech_s: float = rng(0.1, 5)
     voice_drop_db: float = rng(0.5, 30)
     voice_rise_db: float = rng(0.5, 30)
-    f0_rise_st: float = rng(0.5, 12)
+    pitch_rise_st: float = rng(0.5, 12)
     rate_drop_ratio: float = rng(0.1, 1)
     baseline_n: int = rng(1, 500)
     baseline_min_n: int = rng(1, 100)
@@ -181,6 +183,21 @@ class EvaluateSettings:
 
 
 @dataclass(frozen=True)
+class AttributionSettings:
+    """Who speaks on a single microphone (see docs/attribution.md)."""
+
+    enabled: bool = rng()
+    chunk_s: float = rng(0.3, 5)
+    min_chunk_s: float = rng(0.1, 5)
+    min_confidence: float = rng(0.5, 1)
+    change_confidence: float = rng(0.5, 1)
+    unenrolled_therapist: str = rng(choices=("first", "second"))
+    voice_profile: str = rng()
+    enrol_min_s: float = rng(5, 600)
+    enrol_max_s: float = rng(5, 600)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All sections, plus where they came from (for session.json)."""
 
@@ -194,6 +211,7 @@ class Settings:
     evidence: EvidenceSettings
     fusion: FusionSettings
     evaluate: EvaluateSettings
+    attribution: AttributionSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
 
