@@ -180,6 +180,11 @@ def test_kill_9_mid_replay_leaves_a_readable_incomplete_session(tmp_path):
     assert last == "" or body
     meta = json.loads((out / "session.json").read_text())
     assert meta["complete"] is False and meta["ended_at"] is None
+    # the report still works on it, and says it ended early
+    result = run_cli("report", str(out))
+    assert result.returncode == 0, result.stderr
+    page = (out / "report.html").read_text()
+    assert 'id="incomplete"' in page and "<polyline" in page
 
 
 def test_ctrl_c_ends_the_session_cleanly(tmp_path):

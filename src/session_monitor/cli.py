@@ -43,6 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="reuse a non-empty --session-dir")
     p.add_argument("--no-view", action="store_true", help="no terminal view")
     p.add_argument("--no-asr", action="store_true", help="prosody and timing only, no transcription")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html and timeline.csv at the end")
     p.add_argument("--dashboard", action="store_true", help="serve the live indicator page and print its address")
     p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
                    help="address to bind (default 127.0.0.1; any other needs a token)")
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "who, when, covers, or a text such as \"A. B. consented to monitoring and transcript on "
                       "2026-11-26\"")
     _common(live)
+
+    report = sub.add_parser("report", help="write report.html and timeline.csv for a session folder")
+    report.add_argument("session_dir", help="a session folder (also one that ended early)")
 
     devices = sub.add_parser("devices", help="list capture devices")
     devices.add_argument("--json", action="store_true", help="print JSON")
@@ -200,6 +204,10 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
             dashboard.stop()
     store.finish(complete=complete, extra={"end_reason": reason, "audio_s": round(stats.audio_s, 3),
                                            "rtf": round(stats.rtf, 2)})
+    if not args.no_report:
+        from .report import write_report
+
+        write_report(folder)
     for warning in _input_warnings(source, stats):
         print(f"session-monitor: warning: {warning}", file=sys.stderr)
     print(f"session-monitor: {'finished' if stats.completed else 'stopped'}: {stats.audio_s:.1f} s of audio, "
@@ -364,6 +372,15 @@ class _Limited:
         self._source.close()
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    html_path, csv_path = write_report(args.session_dir)
+    print(html_path)
+    print(csv_path)
+    return EXIT_OK
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from .audio.microphone import list_devices
 
@@ -385,7 +402,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run(args)
 
 
-COMMANDS = {"replay": cmd_replay, "live": cmd_live, "devices": cmd_devices, "evaluate": cmd_evaluate}
+COMMANDS = {"replay": cmd_replay, "live": cmd_live, "devices": cmd_devices, "report": cmd_report, "evaluate": cmd_evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
