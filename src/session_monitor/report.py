@@ -157,7 +157,7 @@ def _counts_html(s: SessionSummary) -> str:
     return f'<table id="counts"><thead><tr><th>kind</th><th>marker</th><th>count</th></tr></thead><tbody>{rows}</tbody></table>'
 
 
-_QUOTE = re.compile(r"'([^']{2,})'")
+_QUOTE = re.compile(r"'(.{2,})'")  # from the first quote to the last: quotes hold apostrophes
 
 
 def _transcript_html(events: list[dict[str, Any]]) -> str:
