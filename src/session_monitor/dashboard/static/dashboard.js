@@ -326,7 +326,8 @@
       const li = document.createElement("li"); li.className = "muted"; li.textContent = "no transcript yet";
       ul.append(li); return;
     }
-    for (const line of lines.slice(-TRANSCRIPT_LINES)) {
+    // newest first: the latest words sit at the top of the box, in view at a glance
+    for (const line of lines.slice(-TRANSCRIPT_LINES).reverse()) {
       const li = document.createElement("li");
       if (!line.final) li.className = "interim";
       const spk = document.createElement("span"); spk.className = "spk"; spk.textContent = line.speaker;
