@@ -7,7 +7,7 @@ built on them.
 from .bus import EventBus
 from .errors import ConfigError, DeviceError, InputError, SessionDirError, SessionMonitorError
 from .events import (
-    Alert, Annotation, Event, Gap, Health, Marker, Overlap, Prosody, SessionEvent, Signal, Speech,
+    Alert, Annotation, Episode, Event, Gap, Health, Marker, Overlap, Prosody, SessionEvent, Signal, Speech,
     SpeechOnset, TalkShare, Transcript, Word,
 )
 from .settings import Settings, load_settings
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EventBus", "ConfigError", "DeviceError", "InputError", "SessionDirError", "SessionMonitorError",
-    "Alert", "Annotation", "Event", "Gap", "Health", "Marker", "Overlap", "Prosody", "SessionEvent",
+    "Alert", "Annotation", "Episode", "Event", "Gap", "Health", "Marker", "Overlap", "Prosody", "SessionEvent",
     "Signal", "Speech", "SpeechOnset", "TalkShare", "Transcript", "Word", "Settings", "load_settings",
     "__version__",
 ]
