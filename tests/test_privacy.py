@@ -94,7 +94,7 @@ def test_live_run_stores_no_audio_by_default(tmp_path, pulse):
                   str(out), "--no-view", env=pulse.env)
     run.wait_ready()
     assert run.wait() == 0, run.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["events.jsonl", "session.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["events.jsonl", "report.html", "session.json", "timeline.csv"]
     assert json.loads((out / "session.json").read_text())["consent"]["text"] == CONSENT
 
 

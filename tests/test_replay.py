@@ -165,4 +165,6 @@ def test_demo_session_transcript_and_gaps_match_the_script(replayed):
         if prev["speaker"] != cur["speaker"] and latency > 0.25:
             match = [g for g in gaps if abs(g["end"] - cur["start"]) < 0.1 and g["to_speaker"] == cur["speaker"]]
             assert match, (prev, cur)
-            assert match[0]["duration_s"] == pytest.approx(latency, abs=0.05)
+            # the script's times run to the last sample of espeak's decay; for the quiet (-10 dB)
+            # withdrawn replies that tail lies under the -50 dBFS energy floor for up to ~130 ms
+            assert match[0]["duration_s"] == pytest.approx(latency, abs=0.15)

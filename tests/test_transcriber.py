@@ -67,7 +67,6 @@ def test_jfk_word_error_rate_with_bundled_model(tmp_path):
     result = run_cli("replay", str(mono), "--session-dir", str(out), "--no-view")
     assert result.returncode == 0, result.stderr
     texts = [e for e in events(out) if e["type"] == "transcript" and e["final"]]
-    assert {e["speaker"] for e in texts} == {"unknown"}
     hyp = " ".join(e["text"] for e in texts)
     wer = word_error_rate(JFK, hyp)
     assert wer <= 0.10, (wer, hyp)

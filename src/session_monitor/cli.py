@@ -7,6 +7,7 @@ stderr; a traceback a user can trigger is a bug.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_parser as add_evaluate_parser
 
     add_evaluate_parser(sub)
+    from .tune_cli import add_parser as add_tune_parser
+
+    add_tune_parser(sub)
+    from .enrollment import add_parser as add_enroll_parser
+
+    add_enroll_parser(sub)
     return parser
 
 
@@ -157,7 +164,8 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     store.start({
         **meta,
         "roles": roles,
-        "settings": {"sources": list(settings.sources), "digest": settings.digest, "values": settings.to_dict()},
+        "settings": {"sources": list(settings.sources), "digest": settings.digest, "values": settings.to_dict(),
+                     "clinician": dataclasses.asdict(settings.clinician) if settings.clinician else None},
         "model": model_name,
         "versions": _versions(),
         "dashboard": dashboard.url.split("?")[0] if dashboard else None,
@@ -402,7 +410,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run(args)
 
 
-COMMANDS = {"replay": cmd_replay, "live": cmd_live, "devices": cmd_devices, "report": cmd_report, "evaluate": cmd_evaluate}
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune_cli import cmd_tune as run
+
+    return run(args)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from .enrollment import cmd_enroll as run
+
+    return run(args)
+
+
+COMMANDS = {"replay": cmd_replay, "live": cmd_live, "devices": cmd_devices, "report": cmd_report, "evaluate": cmd_evaluate,
+            "tune": cmd_tune, "enroll": cmd_enroll}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,13 +14,20 @@ starts within the tolerance after the rupture still counts) and, with
 - false alarms per hour: unmatched alert episodes per hour of session
 
 A figure that has no denominator (no alerts, no ruptures) is ``None`` (JSON
-``null``). Annotation formats: docs/annotations.md.
+``null``). Annotation formats: docs/annotations.md. A rupture of kind ``unknown``
+(a dashboard press while no alert was on, :mod:`annotations`) matches an alert of
+either kind.
+
+``--rerun`` scores the alerts of the rupture model re-run with the given settings
+(``--config``, ``--clinician``) over the recorded events, without re-transcription,
+instead of the alerts recorded in the session.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -31,7 +38,8 @@ from .errors import InputError
 from .session_store import read_events
 from .settings import EvaluateSettings
 
-__all__ = ["KINDS", "Interval", "alert_episodes", "evaluate", "format_table", "load_annotations"]
+__all__ = ["KINDS", "Interval", "alert_episodes", "evaluate", "format_table", "load_annotations", "rerun_alerts",
+           "score"]
 
 KINDS = ("withdrawal", "confrontation")
 
@@ -102,8 +110,12 @@ def load_annotations(path: str | Path) -> list[Interval]:
             raise InputError(f"--annotations {path}: CSV needs a header with start,end,kind (and optional "
                              "marker,note)")
         items = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
-    out = [_interval(str(path), i, item) for i, item in enumerate(items)]
-    return sorted(out, key=lambda r: (r.start, r.end))
+    out = sorted((_interval(str(path), i, item) for i, item in enumerate(items)), key=lambda r: (r.start, r.end))
+    for a, b in itertools.pairwise(out):
+        if b.start < a.end:
+            raise InputError(f"--annotations {path}: ruptures {a.start:g}-{a.end:g} s and {b.start:g}-{b.end:g} s "
+                             "overlap; merge them or make one end where the next starts")
+    return out
 
 
 def alert_episodes(events: list[dict[str, Any]]) -> tuple[list[Interval], float]:
@@ -129,7 +141,7 @@ def alert_episodes(events: list[dict[str, Any]]) -> tuple[list[Interval], float]
 
 
 def _matches(alert: Interval, rupture: Interval, settings: EvaluateSettings) -> bool:
-    if settings.match_kind and alert.kind != rupture.kind:
+    if settings.match_kind and rupture.kind in KINDS and alert.kind != rupture.kind:
         return False
     return alert.start <= rupture.end + settings.tolerance_s and alert.end >= rupture.start
 
@@ -160,22 +172,60 @@ def _scores(alerts: list[Interval], ruptures: list[Interval], duration_s: float,
     }
 
 
+def score(alerts: list[Interval], ruptures: list[Interval], duration_s: float,
+          settings: EvaluateSettings) -> dict[str, Any]:
+    """Figures and counts of alert episodes against ruptures (no ``by_kind``); see the module docstring."""
+    return _scores(alerts, ruptures, duration_s, settings)
+
+
+def rerun_alerts(events: list[dict[str, Any]], settings: Any, *, tick_s: float) -> list[Interval]:
+    """Alert episodes of the rupture model re-run with ``settings`` (a whole
+    :class:`~session_monitor.settings.Settings`) over a session's recorded events."""
+    from .events import event_to_dict
+    from .rupture import RuptureModel, run_on_events
+
+    _, duration = alert_episodes(events)
+    out = run_on_events(RuptureModel(settings), events, tick_s=tick_s, end_t=duration)
+    rerun = [event_to_dict(e) for e in out if e.type == "alert"]
+    return alert_episodes(rerun + [{"type": "session", "state": "ended", "t": duration}])[0]
+
+
 def evaluate(session_dir: str | Path, annotations: str | Path | list[Interval],
-             settings: EvaluateSettings) -> dict[str, Any]:
-    """Figures for one session folder against its annotations; see the module docstring."""
+             settings: EvaluateSettings, *, alerts: list[Interval] | None = None) -> dict[str, Any]:
+    """Figures for one session folder against its annotations; see the module docstring.
+
+    ``alerts`` replaces the session's recorded alert episodes (e.g. :func:`rerun_alerts`).
+    """
     ruptures = annotations if isinstance(annotations, list) else load_annotations(annotations)
     events = read_events(session_dir)
-    alerts, duration = alert_episodes(events)
+    recorded, duration = alert_episodes(events)
+    alerts = recorded if alerts is None else alerts
     result = _scores(alerts, ruptures, duration, settings)
     by_kind = {}
+    unknown = [r for r in ruptures if r.kind not in KINDS]
     for kind in KINDS:
-        k_alerts = [a for a in alerts if a.kind == kind]
         k_ruptures = [r for r in ruptures if r.kind == kind]
+        # an alert that matches only a rupture of unknown kind is neither credited nor blamed per kind
+        k_alerts = [a for a in alerts if a.kind == kind and (
+            any(_matches(a, r, settings) for r in k_ruptures) or not any(_matches(a, r, settings) for r in unknown))]
         by_kind[kind] = _scores(k_alerts, k_ruptures, duration, settings)
+    if unknown:
+        by_kind["unknown"] = _scores([a for a in alerts if any(_matches(a, r, settings) for r in unknown)], unknown,
+                                     duration, settings)
     result["by_kind"] = by_kind
     result["duration_s"] = duration
     result["tolerance_s"] = settings.tolerance_s
     return result
+
+
+def session_tick_s(session_dir: str | Path, settings: Any) -> float:
+    """The pipeline block of a recorded session in seconds (its analyzers ticked at block ends):
+    ``audio.block_ms`` from its session.json, else from ``settings``."""
+    try:
+        meta = json.loads((Path(session_dir) / "session.json").read_text(encoding="utf-8"))
+        return float(meta["settings"]["values"]["audio"]["block_ms"]) / 1000.0
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings.audio.block_ms / 1000.0
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
@@ -199,20 +249,28 @@ def format_table(result: dict[str, Any]) -> str:
 
 def cmd_evaluate(args: Any) -> int:
     """The ``evaluate`` subcommand (wired in cli.py)."""
+    from .annotations import require_annotations
     from .settings import load_settings
 
-    settings = load_settings(args.config, clinician=args.clinician).evaluate
+    full = load_settings(args.config, clinician=args.clinician)
+    settings = full.evaluate
     if args.tolerance is not None:
         if not 0 <= args.tolerance <= 600:
             raise InputError(f"--tolerance {args.tolerance:g} is out of range; use 0..600 seconds")
         settings = EvaluateSettings(tolerance_s=float(args.tolerance), match_kind=settings.match_kind)
     if not Path(args.session_dir).is_dir():
         raise InputError(f"{args.session_dir}: not a folder; give a session folder written by session-monitor")
-    result = evaluate(args.session_dir, args.annotations, settings)
+    events = read_events(args.session_dir)
+    found = require_annotations(args.session_dir, args.annotations, settings=settings, events=events)
+    alerts = rerun_alerts(events, full, tick_s=session_tick_s(args.session_dir, full)) if args.rerun else None
+    result = evaluate(args.session_dir, found.intervals, settings, alerts=alerts)
+    result["annotations"] = found.source
+    result["alerts_from"] = "rerun" if args.rerun else "recorded"
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         print(format_table(result))
+        print(f"annotations: {found.source}; alerts: {'re-run with ' + full.digest if args.rerun else 'as recorded'}")
     return 0
 
 
@@ -220,8 +278,12 @@ def add_parser(sub: Any) -> None:
     """Register ``evaluate`` on the CLI's subparsers."""
     p = sub.add_parser("evaluate", help="precision, recall, F1, delay and false alarms of a session's alerts")
     p.add_argument("session_dir", metavar="SESSION_DIR", help="a session folder (with events.jsonl)")
-    p.add_argument("--annotations", required=True, metavar="FILE",
-                   help="annotated ruptures: truth JSON, JSON list or CSV (see docs/annotations.md)")
+    p.add_argument("--annotations", metavar="FILE",
+                   help="annotated ruptures: truth JSON, JSON list or CSV (see docs/annotations.md); default: "
+                        "SESSION_DIR/annotations.json or .csv, else the session's dashboard annotations")
+    p.add_argument("--rerun", action="store_true",
+                   help="re-run the rupture model with these settings over the recorded events (no "
+                        "re-transcription) and score its alerts instead of the recorded ones")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--tolerance", type=float, metavar="S", help="override evaluate.tolerance_s")
     p.add_argument("--config", metavar="FILE", help="TOML settings overriding configs/default.toml")

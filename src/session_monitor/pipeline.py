@@ -29,6 +29,7 @@ from .audio.frames import SAMPLE_RATE, Frame
 from .audio.ring import AudioRing
 from .bus import EventBus
 from .events import Event, Health, SessionEvent, Speech, Transcript
+from .attribution import RoleProsody, build_attribution
 from .prosody import ProsodyTracker
 from .prosody import warm_up as warm_up_prosody
 from .settings import Settings
@@ -123,6 +124,11 @@ class Pipeline:
             SpeechActivity(settings.speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)
         ]
         self.prosody = [ProsodyTracker(settings.prosody, speaker=r) for r in self.roles]
+        # speaker attribution (mono input labelled "unknown"): relabels the VAD's events and
+        # routes the channel's prosody to one tracker per role; None otherwise (see attribution.py)
+        self.attribution = build_attribution(settings, self.roles)
+        if self.attribution is not None:
+            self.prosody[0] = RoleProsody(settings.prosody, self.attribution)
         self.turns = TurnTracker(talk_window_s=settings.prosody.talk_window_s)
         keep_s = settings.speech_activity.max_utterance_s + 5.0 + settings.transcriber.pad_ms / 1000
         self.rings = [AudioRing(int(keep_s * SAMPLE_RATE)) for _ in self.roles]
@@ -194,7 +200,8 @@ class Pipeline:
         t = self.now_s
         out: list[Any] = []
         for c in range(len(self.roles)):
-            out.extend(self.vads[c].flush())
+            flushed = self.vads[c].flush()
+            out.extend(self.attribution.process(None, flushed) if self.attribution is not None else flushed)
         self._handle_stage_output(out, t)
         for channel in list(self._batches):
             self._send_batch(channel)
@@ -221,6 +228,8 @@ class Pipeline:
             frame = Frame(start, c, samples)
             self.rings[c].append(samples)
             vad_out = self.vads[c].process(frame)
+            if self.attribution is not None:  # mono: who is speaking
+                vad_out = self.attribution.process(frame, vad_out)
             for ev in self.prosody[c].process(frame, speaking=self.vads[c].speaking):
                 self._push(ev.t, ev)
             out.extend(vad_out)
@@ -262,7 +271,8 @@ class Pipeline:
         items.sort(key=lambda e: e.t)
         for item in items:
             if isinstance(item, UtteranceReady):
-                self._submit(item.channel, item.start_sample, item.end_sample, final=True, t=item.t)
+                self._submit(item.channel, item.start_sample, item.end_sample, final=True, t=item.t,
+                             speaker=item.speaker)
                 continue
             if isinstance(item, Speech):
                 c = self.roles.index(item.speaker) if item.speaker in self.roles else 0
@@ -276,7 +286,8 @@ class Pipeline:
 
     # -- transcription --------------------------------------------------------------------------------------
 
-    def _submit(self, channel: int, start: int, end: int, *, final: bool, t: float) -> None:
+    def _submit(self, channel: int, start: int, end: int, *, final: bool, t: float,
+                speaker: str | None = None) -> None:
         if self.worker is None:
             return
         pad = self.settings.transcriber.pad_ms * SAMPLE_RATE // 1000
@@ -285,7 +296,7 @@ class Pipeline:
         if len(audio) < SAMPLE_RATE // 10:
             return
         self._seq += 1
-        job = TranscriptionJob(self._seq, channel, self.roles[channel], a0 / SAMPLE_RATE,
+        job = TranscriptionJob(self._seq, channel, speaker or self.roles[channel], a0 / SAMPLE_RATE,
                                (a0 + len(audio)) / SAMPLE_RATE, audio.copy(), final, t)
         if final:
             self._next_interim[channel] = 0.0
@@ -315,6 +326,13 @@ class Pipeline:
         batch = self._batches.pop(channel, [])
         if batch and self.worker is not None:
             self.worker.submit_batch(batch)
+
+    def _send_batch_holding(self, job_seq: int) -> None:
+        """Send the batch that holds ``job_seq`` (and no other: what else is sent must not
+        depend on how fast the worker is)."""
+        for channel, batch in list(self._batches.items()):
+            if any(j.seq == job_seq for j in batch):
+                self._send_batch(channel)
 
     def _send_stale_batches(self, t: float) -> None:
         """Send a batch whose first utterance waited half the lookahead: the outbox needs it soon."""
@@ -361,6 +379,8 @@ class Pipeline:
         ev = Transcript(t=t, speaker=job.speaker, start=job.start, end=job.end, text=text, words=words,
                         final=job.final, words_per_s=words_per_s, asr_lag_s=t - job.end,
                         asr_compute_s=result.compute_s)
+        if self.attribution is not None:
+            ev = self.attribution.annotate(ev)
         self.stats.transcripts += 1
         return ev
 
@@ -393,8 +413,7 @@ class Pipeline:
                     if not final and behind < self.settings.transcriber.max_lookahead_s:
                         return
                     assert self.worker is not None
-                    for channel in list(self._batches):
-                        self._send_batch(channel)
+                    self._send_batch_holding(job_seq)  # normally sent already, by session time
                     self.worker.wait_for(job_seq)
                     self._collect_results(self.now_s)
                     if job_seq not in self._results:  # skipped or failed: nothing to publish

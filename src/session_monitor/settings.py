@@ -34,7 +34,9 @@ __all__ = [
     "FusionSettings",
     "EvaluateSettings",
     "AttributionSettings",
+    "ClinicianProfile",
     "load_settings",
+    "clinician_file",
     "default_config_path",
     "config_dir",
 ]
@@ -191,10 +193,20 @@ class AttributionSettings:
     min_chunk_s: float = rng(0.1, 5)
     min_confidence: float = rng(0.5, 1)
     change_confidence: float = rng(0.5, 1)
+    lookahead_chunks: int = rng(0, 10)
     unenrolled_therapist: str = rng(choices=("first", "second"))
     voice_profile: str = rng()
     enrol_min_s: float = rng(5, 600)
     enrol_max_s: float = rng(5, 600)
+
+
+@dataclass(frozen=True)
+class ClinicianProfile:
+    """The clinician profile a settings tree was loaded with (recorded in session.json)."""
+
+    name: str
+    path: str
+    sha256: str  # hex digest of the file as it was loaded
 
 
 @dataclass(frozen=True)
@@ -214,19 +226,21 @@ class Settings:
     attribution: AttributionSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
+    clinician: ClinicianProfile | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             f.name: dataclasses.asdict(getattr(self, f.name))
             for f in dataclasses.fields(self)
-            if f.name not in ("sources", "digest")
+            if f.name not in _NOT_SECTIONS
         }
 
 
+_NOT_SECTIONS = ("sources", "digest", "clinician")
 _SECTIONS: dict[str, type] = {
     f.name: typing.get_type_hints(Settings)[f.name]
     for f in dataclasses.fields(Settings)
-    if f.name not in ("sources", "digest")
+    if f.name not in _NOT_SECTIONS
 }
 
 
@@ -335,11 +349,16 @@ def _merge(path: Path, data: dict[str, Any], into: dict[str, dict[str, Any]], *,
                 raise ConfigError(f"{path}: [{section}] lacks {', '.join(missing)}; every setting needs a default")
 
 
-def clinician_path(name: str) -> Path:
-    """``configs/clinicians/NAME.toml``; the name must be a plain file stem."""
+def clinician_file(name: str) -> Path:
+    """``configs/clinicians/NAME.toml``, whether it exists or not; the name must be a plain file stem."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"--clinician {name!r}: use a plain name such as 'ana' (no path)")
-    path = config_dir() / "clinicians" / f"{name}.toml"
+    return config_dir() / "clinicians" / f"{name}.toml"
+
+
+def clinician_path(name: str) -> Path:
+    """``configs/clinicians/NAME.toml``, which must exist; the name must be a plain file stem."""
+    path = clinician_file(name)
     if not path.is_file():
         known = sorted(p.stem for p in (config_dir() / "clinicians").glob("*.toml"))
         hint = f"known: {', '.join(known)}" if known else "none exist yet"
@@ -368,17 +387,22 @@ def load_settings(
     extra: list[Path] = []
     if config is not None:
         extra.append(Path(config))
-    if clinician is not None:
-        extra.append(clinician_path(clinician))
+    profile_file = clinician_path(clinician) if clinician is not None else None
+    if profile_file is not None:
+        extra.append(profile_file)
+    profile = None
     for path in extra:
         _merge(path, _read_toml(path), merged, complete=False)
         sources.append(str(path))
-        digest.update(path.read_bytes())
+        data = path.read_bytes()
+        digest.update(data)
+        if path is profile_file:
+            profile = ClinicianProfile(str(clinician), str(path), hashlib.sha256(data).hexdigest())
     if overrides:
         _merge(Path("<command line>"), overrides, merged, complete=False)
         digest.update(repr(sorted((s, sorted(v.items())) for s, v in overrides.items())).encode())
     sections = {name: cls(**merged[name]) for name, cls in _SECTIONS.items()}
-    settings = Settings(**sections, sources=tuple(sources), digest=digest.hexdigest()[:16])
+    settings = Settings(**sections, sources=tuple(sources), digest=digest.hexdigest()[:16], clinician=profile)
     _check_consistency(settings)
     return settings
 
