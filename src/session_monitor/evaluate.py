@@ -109,7 +109,12 @@ def load_annotations(path: str | Path) -> list[Interval]:
         if not {"start", "end", "kind"} <= set(header):
             raise InputError(f"--annotations {path}: CSV needs a header with start,end,kind (and optional "
                              "marker,note)")
-        items = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
+        items = []
+        for row in reader:
+            if None in row:  # DictReader's key for values beyond the header
+                raise InputError(f"--annotations {path}: line {reader.line_num} has more values than the header; "
+                                 "quote a note that holds a comma")
+            items.append({(k or "").strip().lower(): (v or "").strip() for k, v in row.items()})
     out = sorted((_interval(str(path), i, item) for i, item in enumerate(items)), key=lambda r: (r.start, r.end))
     for a, b in itertools.pairwise(out):
         if b.start < a.end:
