@@ -43,7 +43,7 @@ def test_any_rate_is_resampled_and_timed_in_session_seconds(tmp_path, rate):
     assert len(speech) == 1
     assert speech[0]["start"] == pytest.approx(start, abs=0.04)
     assert speech[0]["end"] == pytest.approx(end, abs=0.04)
-    assert speech[0]["speaker"] == "unknown"
+    assert speech[0]["speaker"] == "therapist"  # mono: attributed; the first voice heard (docs/attribution.md)
 
 
 def test_six_channels_need_roles_and_map_them(tmp_path):

@@ -1,0 +1,146 @@
+"""Cost of speaker attribution per utterance, against the rest of the pipeline in the same run.
+
+A stereo session is mixed to mono and replayed at ``--speed max`` twice in this
+process: with attribution (``attribution.enabled = true``) and without (the mono
+channel stays ``unknown``). Reported per VAD utterance (the unit the transcriber
+gets before attribution splits it by speaker):
+
+- ``attribution stage``: time inside :meth:`MonoAttribution.process` (MFCCs,
+  clustering, decisions, relabelling), measured directly;
+- ``attribution overhead``: the whole run with attribution minus the run without
+  (adds the second prosody tracker that per-role baselines need);
+- ``rest of pipeline``: the run without attribution (VAD, prosody, turns, rupture
+  model, event log), with or without ASR (``--asr``).
+
+The issue's budget is <= 50 ms per utterance on 2 cores. Model loading and warm-up
+are outside the timed part.
+
+Usage: python benchmarks/attribution.py [FILE ...] [--asr] [--threads N]
+(default: sample_audio/demo_session.flac; ../shared/data/conversation_2speakers.wav is mono already)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mono_file(path: Path, tmp: Path) -> Path:
+    import soundfile as sf
+
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    out = tmp / (path.stem + ".mono.wav")
+    sf.write(out, data.mean(axis=1), rate)
+    return out
+
+
+def run_once(path: Path, *, attribution: bool, asr: bool) -> dict:
+    from session_monitor import attribution as attribution_module
+    from session_monitor.audio.replay import FileSource
+    from session_monitor.bus import EventBus
+    from session_monitor.events import Speech
+    from session_monitor.pipeline import Pipeline
+    from session_monitor.prosody import ProsodyTracker
+    from session_monitor.rupture import build_analyzers
+    from session_monitor.settings import load_settings
+    from session_monitor.speech_activity import SpeechActivity, UtteranceReady
+    from session_monitor.transcriber import TranscriptionWorker, WhisperBackend
+
+    settings = load_settings(overrides={"attribution": {"enabled": attribution}})
+    worker = None
+    if asr:
+        backend = WhisperBackend(settings.transcriber)
+        backend.warm_up()
+        worker = TranscriptionWorker(backend, settings.transcriber)
+    Pipeline.warm_up()
+    # count VAD utterances and speech segments; time the attribution stage and the prosody trackers
+    counts = {"utterances": 0, "segments": 0, "stage_s": 0.0, "prosody_s": 0.0}
+    saved = {}
+
+    def patch(cls, name, wrapper):
+        saved[(cls, name)] = getattr(cls, name)
+        setattr(cls, name, wrapper(getattr(cls, name)))
+
+    def counting(method):
+        def wrapped(self, *a, **k):
+            out = method(self, *a, **k)
+            counts["utterances"] += sum(isinstance(x, UtteranceReady) for x in out)
+            counts["segments"] += sum(isinstance(x, Speech) for x in out)
+            return out
+        return wrapped
+
+    def timing(key):
+        def wrap(method):
+            def wrapped(self, *a, **k):
+                t0 = time.perf_counter()
+                try:
+                    return method(self, *a, **k)
+                finally:
+                    counts[key] += time.perf_counter() - t0
+            return wrapped
+        return wrap
+
+    patch(SpeechActivity, "process", counting)
+    patch(SpeechActivity, "flush", counting)
+    patch(attribution_module.MonoAttribution, "process", timing("stage_s"))
+    if attribution:
+        patch(attribution_module.RoleProsody, "process", timing("prosody_s"))
+    else:
+        patch(ProsodyTracker, "process", timing("prosody_s"))
+    try:
+        source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
+        pipeline = Pipeline(settings, source, EventBus(), roles=["unknown"], worker=worker,
+                            analyzers=build_analyzers(settings), deterministic=True)
+        t0 = time.perf_counter()
+        stats = pipeline.run()
+        wall = time.perf_counter() - t0
+    finally:
+        for (cls, name), method in saved.items():
+            setattr(cls, name, method)
+    return {"audio_s": stats.audio_s, "wall_s": wall, **counts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--asr", action="store_true", help="include transcription in the rest of the pipeline")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, best kept (default 3)")
+    args = parser.parse_args(argv)
+    files = args.files or [ROOT / "sample_audio" / "demo_session.flac"]
+    print(f"cores: {os.cpu_count()}  asr: {args.asr}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in files:
+            mono = _mono_file(path, Path(tmp))
+            on = min((run_once(mono, attribution=True, asr=args.asr) for _ in range(args.repeat)),
+                     key=lambda r: r["wall_s"])
+            off = min((run_once(mono, attribution=False, asr=args.asr) for _ in range(args.repeat)),
+                      key=lambda r: r["wall_s"])
+            # attribution = its stage + the second prosody tracker (per-role baselines)
+            cost_s = on["stage_s"] + max(0.0, on["prosody_s"] - off["prosody_s"])
+            rest_s = on["wall_s"] - cost_s
+            n = max(1, off["utterances"])
+            print(f"{path.name}: {on['audio_s']:.0f} s audio, {n} VAD utterances, {on['segments']} attributed "
+                  f"speech segments; run {on['wall_s']:.1f} s with attribution, {off['wall_s']:.1f} s without")
+            print(f"  attribution (stage {1000 * on['stage_s'] / n:.1f} + 2nd prosody tracker "
+                  f"{1000 * (cost_s - on['stage_s']) / n:.1f})  {1000 * cost_s / n:7.1f} ms/utterance"
+                  f"  {1000 * cost_s / max(1, on['segments']):6.1f} ms/segment"
+                  f"  {100 * cost_s / on['audio_s']:.2f} % of real time")
+            print(f"  rest of the pipeline (same run)          {1000 * rest_s / n:7.1f} ms/utterance"
+                  f"  {1000 * rest_s / max(1, on['segments']):6.1f} ms/segment"
+                  f"  {100 * rest_s / on['audio_s']:.2f} % of real time")
+            print(f"  budget 50 ms/utterance: {'ok' if 1000 * cost_s / n <= 50 else 'over'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    np.seterr(all="ignore")
+    sys.exit(main())
