@@ -135,7 +135,7 @@ class Pipeline:
         self._outbox: list[tuple[float, int, Any]] = []
         self._seq = 0
         self._results: dict[int, TranscriptionResult] = {}
-        self._batches: dict[int, list[TranscriptionJob]] = {}
+        self._batches: dict[tuple[int, str], list[TranscriptionJob]] = {}
         self._next_interim = [0.0] * len(self.roles)
         self._next_health = 0.0
         self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
@@ -203,8 +203,8 @@ class Pipeline:
             flushed = self.vads[c].flush()
             out.extend(self.attribution.process(None, flushed) if self.attribution is not None else flushed)
         self._handle_stage_output(out, t)
-        for channel in list(self._batches):
-            self._send_batch(channel)
+        for key in list(self._batches):
+            self._send_batch(key)
         if self.worker is not None:
             self.worker.close(drain=True)
             self._collect_results(t)
@@ -316,30 +316,30 @@ class Pipeline:
         if limit <= 0:
             self.worker.submit_batch([job])
             return
-        batch = self._batches.setdefault(job.channel, [])
-        length = sum(j.end - j.start for j in batch) + (job.end - job.start)
-        if batch and length > limit:
-            self._send_batch(job.channel)
-        self._batches.setdefault(job.channel, []).append(job)
+        key = (job.channel, job.speaker)  # one voice per pack, also on an attributed mono channel
+        batch = self._batches.get(key, [])
+        if batch and sum(j.end - j.start for j in batch) + (job.end - job.start) > limit:
+            self._send_batch(key)
+        self._batches.setdefault(key, []).append(job)
 
-    def _send_batch(self, channel: int) -> None:
-        batch = self._batches.pop(channel, [])
+    def _send_batch(self, key: tuple[int, str]) -> None:
+        batch = self._batches.pop(key, [])
         if batch and self.worker is not None:
             self.worker.submit_batch(batch)
 
     def _send_batch_holding(self, job_seq: int) -> None:
         """Send the batch that holds ``job_seq`` (and no other: what else is sent must not
         depend on how fast the worker is)."""
-        for channel, batch in list(self._batches.items()):
+        for key, batch in list(self._batches.items()):
             if any(j.seq == job_seq for j in batch):
-                self._send_batch(channel)
+                self._send_batch(key)
 
     def _send_stale_batches(self, t: float) -> None:
         """Send a batch whose first utterance waited half the lookahead: the outbox needs it soon."""
         wait = self.settings.transcriber.max_lookahead_s / 2
-        for channel, batch in list(self._batches.items()):
+        for key, batch in list(self._batches.items()):
             if batch and t - batch[0].submitted_t >= wait:
-                self._send_batch(channel)
+                self._send_batch(key)
 
     def _maybe_interim(self, t: float) -> None:
         every = self.settings.transcriber.interim_every_s
