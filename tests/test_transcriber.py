@@ -74,3 +74,32 @@ def test_jfk_word_error_rate_with_bundled_model(tmp_path):
     for e in texts:
         for w in e["words"]:
             assert e["start"] - 0.05 <= w["start"] <= w["end"] <= e["end"] + 0.05
+
+
+class _StretchingBackend:
+    """Stand-in ASR returning fixed words, one stretched over the gap between packed utterances
+    (as Whisper sometimes does); a mock, because the real model cannot be made to do it on cue."""
+
+    name = "fixed"
+
+    def transcribe(self, audio):
+        from session_monitor.events import Word
+
+        return [AsrSegment(0.0, 3.0, "one two three", (
+            Word(0.1, 0.5, "one"), Word(0.6, 1.9, "two"), Word(2.0, 2.4, "three")))]
+
+
+def test_packed_words_go_back_to_their_utterance_within_its_bounds():
+    import numpy as np
+
+    from session_monitor.transcriber import PACK_GAP_S, transcribe_packed
+
+    first, second = np.zeros(16000, np.float32), np.zeros(8000, np.float32)  # 1.0 s, then 0.5 s
+    out = transcribe_packed(_StretchingBackend(), [first, second])
+    # packed layout: first [0, 1.0], gap 0.5 s, second [1.5, 2.0]
+    assert PACK_GAP_S == 0.5
+    assert [w.word for s in out[0] for w in s.words] == ["one"]
+    two = [w for s in out[1] for w in s.words]
+    assert [w.word for w in two] == ["two", "three"]
+    for w in two:
+        assert 0.0 <= w.start <= w.end <= 0.5

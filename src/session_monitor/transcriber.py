@@ -420,8 +420,10 @@ def transcribe_packed(backend: AsrBackend, audios: Sequence[np.ndarray]) -> list
     out: list[list[AsrSegment]] = [[] for _ in audios]
     for seg in segments:
         for i, (a, b) in enumerate(spans):
+            # clipped to the utterance: Whisper sometimes stretches a word over the gap
             words = tuple(
-                Word(start=w.start - a, end=w.end - a, word=w.word, probability=w.probability)
+                Word(start=min(max(w.start, a), b) - a, end=max(min(w.end, b), max(w.start, a)) - a, word=w.word,
+                     probability=w.probability)
                 for w in seg.words
                 if a - PACK_GAP_S / 2 <= (w.start + w.end) / 2 < b + PACK_GAP_S / 2
             )
