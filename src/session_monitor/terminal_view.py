@@ -111,6 +111,8 @@ class TerminalView:
             state = "ok" if h.audio_ok else "AUDIO LOST"
             table.add_row("health", f"audio {state}  overflows {h.overflows}  ASR queue {h.asr_queue}  "
                                     f"lag {lag}  skipped {h.asr_skipped}  errors {h.asr_errors}")
+            if h.message:
+                table.add_row("", h.message)
         transcript = Text("\n".join(self.lines) or "(no transcript yet)")
         parts: list[Any] = [Panel(table, title=f"session-monitor  {self.title}  t={self.now:7.1f}s"),
                             Panel(transcript, title="transcript")]
