@@ -47,7 +47,7 @@ class TerminalView:
         self.levels: dict[str, float] = {}
         self.speaking: dict[str, bool] = {}
         self.last_end: float | None = None
-        self.lines: deque[str] = deque(maxlen=6)
+        self.lines: deque[str] = deque(maxlen=4)  # one row each: the view must fit a small terminal
         self.health: Health | None = None
         self.signal: Signal | None = None
         self.rtf = 0.0
@@ -113,7 +113,7 @@ class TerminalView:
                                     f"lag {lag}  skipped {h.asr_skipped}  errors {h.asr_errors}")
             if h.message:
                 table.add_row("", h.message)
-        transcript = Text("\n".join(self.lines) or "(no transcript yet)")
+        transcript = Text("\n".join(self.lines) or "(no transcript yet)", no_wrap=True, overflow="ellipsis")
         parts: list[Any] = [Panel(table, title=f"session-monitor  {self.title}  t={self.now:7.1f}s"),
                             Panel(transcript, title="transcript")]
         if self._progress is not None:
