@@ -6,14 +6,36 @@ ASR (prosody only), and the baseline measured in the same run: bare faster-whisp
 ``transcribe`` of every channel of the same file with the same model, compute type,
 threads, beam size and word timestamps, with its own VAD filter. Each measurement
 runs in a fresh process, so its peak RSS is its own; model loading and warm-up are
-excluded from the timed part of all three.
+excluded from the timed part of all three. The three run one after the other per
+file (and per repeat), so they see about the same machine load; with ``--repeat N``
+each time is the minimum over N runs (the least disturbed one).
 
-Usage: python benchmarks/replay.py [FILE ...]   (default: the demo session and
-../shared/data/jfk.flac)
+Also printed per measurement: CPU seconds per wall second of the child (cores used;
+the pipeline's ASR runs on CTranslate2's own threads), audio seconds per CPU second
+(less sensitive to other load than wall time: what one free core would give a
+single-threaded stage), and how busy the rest of the machine was meanwhile.
+
+Two experiments on settings that exist already (no code change), each against the
+default run of the same file in the same run:
+
+- ``--block-ms 480,960``: prosody-only runs with bigger pipeline blocks (``[audio]
+  block_ms``, default 96): how much of the prosody-only cost is per-block overhead
+  (one Silero call and one librosa.yin call per channel per block);
+- ``--asr-threads 1``: full-pipeline runs with ``[transcriber] cpu_threads`` = 1
+  (default 2): whether CTranslate2's threads compete with the pipeline thread;
+- ``--variant MODE:SECTION.KEY=VALUE[,...]`` (repeatable): any other settings, e.g.
+  ``--variant full:transcriber.max_lookahead_s=120`` (a replay's packed Whisper
+  batches are sent after half the lookahead; a longer one fills them to ``batch_s``).
+
+Usage: python benchmarks/replay.py [--quick] [--all] [--repeat N] [--block-ms LIST] [--asr-threads LIST]
+                                  [--variant MODE:SECTION.KEY=VALUE ...] [FILE ...]
+(default: the demo session and ../shared/data/jfk.flac; ``--all``: the six sessions of
+sample_audio/ as well; ``--quick``: the demo session only)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -25,12 +47,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILES = [ROOT / "sample_audio" / "demo_session.flac", ROOT.parent / "shared" / "data" / "jfk.flac"]
 
+TARGET_OVERHEAD = 1.15
+TARGET_FULL_RTF = 15.0
+TARGET_PROSODY_RTF = 300.0
+
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_pipeline(path: str, asr: bool) -> dict:
+def _cpu_s() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dict:
     from session_monitor.audio.replay import FileSource
     from session_monitor.bus import EventBus
     from session_monitor.cli import parse_roles
@@ -40,7 +71,7 @@ def measure_pipeline(path: str, asr: bool) -> dict:
     from session_monitor.settings import load_settings
     from session_monitor.transcriber import TranscriptionWorker, WhisperBackend
 
-    settings = load_settings()
+    settings = load_settings(overrides=overrides)
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
     roles = parse_roles(None if source.channels <= 2 else ",".join(["unknown"] * source.channels),
                         source.channels, settings)
@@ -56,11 +87,14 @@ def measure_pipeline(path: str, asr: bool) -> dict:
         bus.subscribe(store.write)
         pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, analyzers=build_analyzers(settings),
                             deterministic=True)
+        cpu0 = _cpu_s()
         t0 = time.perf_counter()
         stats = pipeline.run()
         wall = time.perf_counter() - t0
+        cpu = _cpu_s() - cpu0
         store.finish(complete=True)
-    return {"audio_s": stats.audio_s, "wall_s": wall, "events": stats.events, "peak_rss_mb": _peak_rss_mb()}
+    return {"audio_s": stats.audio_s, "wall_s": wall, "events": stats.events, "peak_rss_mb": _peak_rss_mb(),
+            "cpu_s": cpu}
 
 
 def measure_bare(path: str) -> dict:
@@ -80,40 +114,129 @@ def measure_bare(path: str) -> dict:
     channels = [librosa.resample(data[:, c], orig_sr=rate, target_sr=16000) if rate != 16000 else data[:, c]
                 for c in range(data.shape[1])]
     list(model.transcribe(channels[0][:16000], language=s.language, beam_size=1)[0])  # warm-up
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     for audio in channels:
         segments, _ = model.transcribe(audio, language=s.language, beam_size=s.beam_size, word_timestamps=True,
                                        condition_on_previous_text=False, vad_filter=True)
         list(segments)
     wall = time.perf_counter() - t0
-    return {"audio_s": len(channels[0]) / 16000, "wall_s": wall, "peak_rss_mb": _peak_rss_mb()}
+    return {"audio_s": len(channels[0]) / 16000, "wall_s": wall, "peak_rss_mb": _peak_rss_mb(),
+            "cpu_s": _cpu_s() - cpu0}
 
 
-def _child(mode: str, path: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, path], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _value(text: str):
+    """A TOML-ish value from the command line: number, true/false, list (JSON), or a bare string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _child(mode: str, path: str, overrides: dict | None = None) -> dict:
+    import _bench as b
+
+    cmd = [sys.executable, __file__, "--child", mode, path] + ([json.dumps(overrides)] if overrides else [])
+    t0 = time.monotonic()
+    own0 = b.own_cpu_s()
+    load = b.MachineLoad().start()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} on {path} failed: {out.stderr.strip()[-600:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    load.stop(b.own_cpu_s() - own0)
+    result["process_wall_s"] = time.monotonic() - t0
+    result["others_cores"] = load.others_cores
+    return result
 
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
         mode, path = argv[1], argv[2]
-        result = {"full": lambda: measure_pipeline(path, True), "prosody": lambda: measure_pipeline(path, False),
+        overrides = json.loads(argv[3]) if len(argv) > 3 else None
+        result = {"full": lambda: measure_pipeline(path, True, overrides),
+                  "prosody": lambda: measure_pipeline(path, False, overrides),
                   "bare": lambda: measure_bare(path)}[mode]()
         print(json.dumps(result))
         return
-    files = [Path(a) for a in argv] or DEFAULT_FILES
-    print(f"{'file':24s} {'audio s':>8s} {'measure':>14s} {'wall s':>8s} {'x real time':>12s} {'peak RSS MB':>12s}")
+    import _bench as b
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", type=Path, help="recordings (default: demo session and jfk.flac)")
+    ap.add_argument("--quick", action="store_true", help="the demo session only")
+    ap.add_argument("--all", action="store_true", help="jfk.flac and the six sessions of sample_audio/")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; times are the minimum")
+    ap.add_argument("--block-ms", default="", help="extra prosody-only runs at these block_ms values, e.g. 480,960")
+    ap.add_argument("--asr-threads", default="", help="extra full-pipeline runs at these transcriber.cpu_threads, e.g. 1")
+    ap.add_argument("--variant", action="append", default=[], metavar="MODE:SECTION.KEY=VALUE[,...]",
+                    help="an extra run (MODE full or prosody) with these settings, e.g. "
+                         "full:transcriber.max_lookahead_s=120")
+    args = ap.parse_args(argv)
+    if args.files:
+        files = args.files
+    elif args.quick:
+        files = [DEFAULT_FILES[0]]
+    elif args.all:
+        files = [DEFAULT_FILES[1]] + [b.SAMPLE_AUDIO / f"{n}.flac" for n in b.DEMO_SESSIONS]
+    else:
+        files = DEFAULT_FILES
+    # extra runs: name -> (mode, settings overrides, label, compared with)
+    variants = {f"prosody@{ms}": ("prosody", {"audio": {"block_ms": ms}}, f"prosody only, {ms} ms blocks", "prosody")
+                for ms in (int(x) for x in args.block_ms.split(",") if x.strip())}
+    variants.update({f"full@{n}": ("full", {"transcriber": {"cpu_threads": n}}, f"full, ASR {n} thread(s)", "full")
+                     for n in (int(x) for x in args.asr_threads.split(",") if x.strip())})
+    for spec in args.variant:
+        mode, _, assignments = spec.partition(":")
+        if mode not in ("full", "prosody") or "=" not in assignments:
+            ap.error(f"--variant {spec!r}: use MODE:SECTION.KEY=VALUE with MODE full or prosody")
+        overrides: dict = {}
+        for item in assignments.split(","):
+            key, _, value = item.partition("=")
+            section, _, name = key.strip().partition(".")
+            overrides.setdefault(section, {})[name] = _value(value.strip())
+        variants[f"{mode}@{assignments}"] = (mode, overrides, f"{mode}, {assignments}", mode)
+    print(b.machine_line())
+    rows, summary, loaded = [], [], []
+    labels = {"bare": "bare whisper", "full": "full pipeline", "prosody": "prosody only"}
     for path in files:
         if not path.is_file():
             print(f"{path}: missing, skipped")
             continue
-        results = {mode: _child(mode, str(path)) for mode in ("bare", "full", "prosody")}
+        runs: dict[str, list[dict]] = {}
+        for _ in range(args.repeat):
+            for mode in ("bare", "full", "prosody"):
+                runs.setdefault(mode, []).append(_child(mode, str(path)))
+            for name, (mode, overrides, _label, _base) in variants.items():
+                runs.setdefault(name, []).append(_child(mode, str(path), overrides))
+        results = {mode: min(rs, key=lambda r: r["wall_s"]) for mode, rs in runs.items()}
         for mode, r in results.items():
-            label = {"bare": "bare whisper", "full": "full pipeline", "prosody": "prosody only"}[mode]
-            print(f"{path.name:24s} {r['audio_s']:8.1f} {label:>14s} {r['wall_s']:8.2f} "
-                  f"{r['audio_s'] / r['wall_s']:12.1f} {r['peak_rss_mb']:12.0f}")
-        ratio = results["full"]["wall_s"] / results["bare"]["wall_s"]
-        print(f"{path.name:24s} full pipeline / bare faster-whisper wall time: {ratio:.2f}")
+            label = labels.get(mode) or variants[mode][2]
+            rows.append([path.name, r["audio_s"], label, r["wall_s"], r["audio_s"] / r["wall_s"],
+                         r["audio_s"] / r["cpu_s"], r["peak_rss_mb"], r["cpu_s"] / r["wall_s"], r["others_cores"]])
+            if r["others_cores"] > 0.3:
+                loaded.append(f"{path.name} {label}")
+        full, bare = results["full"], results["bare"]
+        rtf = {mode: r["audio_s"] / r["wall_s"] for mode, r in results.items()}
+        overhead = full["wall_s"] / bare["wall_s"]
+        summary += [
+            [path.name, "full pipeline wall s", full["wall_s"], "bare whisper", bare["wall_s"], overhead,
+             f"ratio <= {TARGET_OVERHEAD}", b.verdict(overhead, TARGET_OVERHEAD, at_most=True)],
+            [path.name, "full pipeline x real time", rtf["full"], "bare whisper", rtf["bare"],
+             rtf["full"] / rtf["bare"], f">= {TARGET_FULL_RTF:g}", b.verdict(rtf["full"], TARGET_FULL_RTF, at_most=False)],
+            [path.name, "prosody only x real time", rtf["prosody"], "full pipeline", rtf["full"],
+             rtf["prosody"] / rtf["full"], f">= {TARGET_PROSODY_RTF:g}",
+             b.verdict(rtf["prosody"], TARGET_PROSODY_RTF, at_most=False)],
+        ]
+        for name, (_mode, _overrides, label, base) in variants.items():
+            summary.append([path.name, f"{label}: x real time", rtf[name], labels[base] + " (defaults)", rtf[base],
+                            rtf[name] / rtf[base], "", ""])
+    print(b.table(["file", "audio s", "measure", "wall s", "x real time", "audio s per CPU s", "peak RSS MB",
+                   "CPU cores", "others' cores"], rows))
+    print()
+    print(b.table(["file", "figure", "measured", "baseline", "baseline value", "ratio", "target", "verdict"],
+                  summary))
+    if loaded:
+        print(f"\nmeasured UNDER LOAD (other processes > 0.3 cores): {'; '.join(loaded)}")
 
 
 if __name__ == "__main__":
