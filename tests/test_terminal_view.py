@@ -48,3 +48,11 @@ def test_speaking_hides_the_silence_counter():
     view(Prosody(t=6.0, speaker="patient", intensity_db=-30.0, intensity_z=0.0, f0_semitones=None))
     lines = [line for line in render(view).splitlines() if "silence" in line]
     assert lines and lines[0].rstrip(" │").endswith("-")
+
+
+def test_a_final_transcript_replaces_its_interim_line():
+    view = TerminalView(console=Console(force_terminal=True))
+    view(Transcript(t=8.0, speaker="patient", start=1.0, end=8.0, text="I went to the", final=False))
+    view(Transcript(t=9.5, speaker="patient", start=1.0, end=9.0, text="I went to the shop yesterday."))
+    text = render(view)
+    assert text.count("patient: I went to the") == 1 and "shop yesterday." in text

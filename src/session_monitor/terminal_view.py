@@ -48,6 +48,7 @@ class TerminalView:
         self.speaking: dict[str, bool] = {}
         self.last_end: float | None = None
         self.lines: deque[str] = deque(maxlen=4)  # one row each: the view must fit a small terminal
+        self._last_key: tuple[str, float] | None = None
         self.health: Health | None = None
         self.signal: Signal | None = None
         self.rtf = 0.0
@@ -73,7 +74,13 @@ class TerminalView:
             self.speaking[event.speaker] = False
             self.last_end = max(self.last_end or 0.0, event.end)
         elif isinstance(event, Transcript):
-            self.lines.append(f"[{event.start:7.1f}s] {event.speaker}: {event.text}")
+            line = f"[{event.start:7.1f}s] {event.speaker}: {event.text}"
+            key = (event.speaker, round(event.start, 2))
+            if self._last_key == key and self.lines:  # the final pass replaces its interim line
+                self.lines[-1] = line
+            else:
+                self.lines.append(line)
+            self._last_key = key
         elif isinstance(event, Health):
             self.health = event
         elif isinstance(event, Signal):
