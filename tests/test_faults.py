@@ -134,7 +134,8 @@ def test_transcriber_failures_are_reported_and_the_session_goes_on():
     from session_monitor.settings import load_settings
     from session_monitor.transcriber import TranscriptionWorker
 
-    settings = load_settings()
+    # one Whisper pass per utterance, so each failure costs one utterance (packing is tested elsewhere)
+    settings = load_settings(overrides={"transcriber": {"batch_s": 0.0}})
     source = FileSource(SAMPLE_AUDIO / "demo_session.flac", block_ms=96, speed=None)
     bus = EventBus()
     seen: list = []
@@ -143,10 +144,9 @@ def test_transcriber_failures_are_reported_and_the_session_goes_on():
     Pipeline(settings, source, bus, roles=["therapist", "patient"], worker=worker,
              analyzers=build_analyzers(settings), deterministic=True).run()
     health = [e for e in seen if isinstance(e, Health)]
-    # a --speed max replay packs utterances: a failure costs the whole pack
-    assert health[-1].asr_errors >= 3
+    assert health[-1].asr_errors >= 5
     assert health[-1].asr_restarts >= 1
-    assert len([e for e in seen if isinstance(e, Transcript)]) >= 5
+    assert len([e for e in seen if isinstance(e, Transcript)]) >= 10
     end = seen[-1].t
     prosody_times = [e.t for e in seen if isinstance(e, Prosody)]
     signal_times = [e.t for e in seen if isinstance(e, Signal)]
