@@ -243,9 +243,7 @@ class Pipeline:
         if self._batches:
             self._send_stale_batches(t)
         self._collect_results(t)
-        with self._inbox_lock:
-            injected, self._inbox = self._inbox, []
-        for ev in injected:
+        for ev in self.drain_inbox():
             self._push(ev.t, ev)
         for ev in self.turns.tick(t):
             self._push(ev.t, ev)
@@ -275,8 +273,8 @@ class Pipeline:
                              speaker=item.speaker)
                 continue
             if isinstance(item, Speech):
+                # an attributed mono speaker is not a channel role: channel 0's per-role prosody has it
                 c = self.roles.index(item.speaker) if item.speaker in self.roles else 0
-                c = next((v.channel for v in self.vads if v.speaker == item.speaker), c)
                 summary = self.prosody[c].summarize(item.start, item.end)
                 item = replace(item, intensity_db=summary.intensity_db, f0_hz=summary.f0_hz,
                                syllable_rate_hz=summary.syllable_rate_hz)
