@@ -40,6 +40,23 @@ def cli() -> list[str]:
 
 # -- the machine ---------------------------------------------------------------------------------------------
 
+def warm_pipeline(settings: Any, *, asr: bool) -> Any:
+    """What a session starts with: a warmed transcription worker (or None) and warmed prosody.
+
+    Model loading and warm-up happen here, outside every timed region.
+    """
+    from session_monitor.pipeline import Pipeline
+    from session_monitor.transcriber import TranscriptionWorker, WhisperBackend
+
+    worker = None
+    if asr:
+        backend = WhisperBackend(settings.transcriber)
+        backend.warm_up()
+        worker = TranscriptionWorker(backend, settings.transcriber)
+    Pipeline.warm_up()
+    return worker
+
+
 def machine() -> dict[str, Any]:
     """nproc, CPU model, RAM and the 1-minute load average now."""
     model = "unknown"

@@ -52,15 +52,11 @@ def run_once(path: Path, *, attribution: bool, asr: bool) -> dict:
     from session_monitor.rupture import build_analyzers
     from session_monitor.settings import load_settings
     from session_monitor.speech_activity import SpeechActivity, UtteranceReady
-    from session_monitor.transcriber import TranscriptionWorker, WhisperBackend
 
     settings = load_settings(overrides={"attribution": {"enabled": attribution}})
-    worker = None
-    if asr:
-        backend = WhisperBackend(settings.transcriber)
-        backend.warm_up()
-        worker = TranscriptionWorker(backend, settings.transcriber)
-    Pipeline.warm_up()
+    import _bench
+
+    worker = _bench.warm_pipeline(settings, asr=asr)
     # count VAD utterances and speech segments; time the attribution stage and the prosody trackers
     counts = {"utterances": 0, "segments": 0, "stage_s": 0.0, "prosody_s": 0.0}
     saved = {}

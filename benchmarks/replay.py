@@ -69,18 +69,14 @@ def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dic
     from session_monitor.rupture import build_analyzers
     from session_monitor.session_store import SessionStore, prepare_session_dir
     from session_monitor.settings import load_settings
-    from session_monitor.transcriber import TranscriptionWorker, WhisperBackend
 
     settings = load_settings(overrides=overrides)
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
     roles = parse_roles(None if source.channels <= 2 else ",".join(["unknown"] * source.channels),
                         source.channels, settings)
-    worker = None
-    if asr:
-        backend = WhisperBackend(settings.transcriber)
-        backend.warm_up()
-        worker = TranscriptionWorker(backend, settings.transcriber)
-    Pipeline.warm_up()
+    import _bench
+
+    worker = _bench.warm_pipeline(settings, asr=asr)
     with tempfile.TemporaryDirectory() as tmp:
         store = SessionStore(prepare_session_dir(Path(tmp) / "s"))
         bus = EventBus()
