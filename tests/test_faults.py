@@ -26,12 +26,23 @@ def phrase_wav(tmp_path, text: str, name: str) -> "os.PathLike":
     return path
 
 
-def test_missing_device_at_start_lists_the_available_ones():
-    result = run_cli("live", "--device", "no-such-microphone", "--consent", CONSENT)
+@pytest.mark.audio_device
+def test_missing_device_at_start_lists_the_available_ones(pulse):
+    """With a real PulseAudio server up, the error names the devices the user can pick instead."""
+    listed = json.loads(run_cli("devices", "--json", env=pulse.env).stdout)
+    assert listed, "the private PulseAudio server should expose capture devices"
+    result = run_cli("live", "--device", "no-such-microphone", "--consent", CONSENT, env=pulse.env)
     assert result.returncode == 2
     line = result.stderr.strip()
     assert "\n" not in line and "Traceback" not in line
     assert "'no-such-microphone' not found" in line and "available:" in line
+    assert all(d["name"] in line for d in listed), (listed, line)
+
+
+def test_no_devices_at_all_says_so_and_how_to_fix_it():
+    from session_monitor.audio.microphone import _available
+
+    assert _available([]).startswith("available: none (connect a microphone or start PulseAudio")
 
 
 @pytest.mark.slow

@@ -337,14 +337,14 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, clinician=args.clinician)
     load_consent(args.consent)  # refuse before touching any device
+    if args.duration is not None and not args.duration > 0:
+        raise InputError(f"--duration {args.duration} must be above 0 seconds")
     device = find_device(args.device)
     if args.roles:
         channels = len(args.roles.split(","))
     else:
         channels = 2 if device["channels"] >= 2 else 1
     roles = parse_roles(args.roles, channels, settings)
-    if args.duration is not None and not args.duration > 0:
-        raise InputError(f"--duration {args.duration} must be above 0 seconds")
     a = settings.audio
     source = MicrophoneSource(device["index"], channels=channels, capture_rate=a.capture_rate,
                               block_ms=a.block_ms, capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)

@@ -56,7 +56,7 @@ def list_devices() -> list[dict[str, Any]]:
 
 def _available(devices: list[dict[str, Any]]) -> str:
     if not devices:
-        return "no capture devices are available"
+        return "available: none (connect a microphone or start PulseAudio; `session-monitor devices` lists them)"
     return "available: " + "; ".join(f"{d['index']}: {d['name']}" for d in devices)
 
 
