@@ -53,7 +53,7 @@ def warm_pipeline(settings: Any, *, asr: bool) -> Any:
         backend = WhisperBackend(settings.transcriber)
         backend.warm_up()
         worker = TranscriptionWorker(backend, settings.transcriber)
-    Pipeline.warm_up()
+    Pipeline.warm_up(settings)
     return worker
 
 

@@ -42,14 +42,14 @@ import _bench as b
 #: main-thread stages: the first frame (outermost first) whose text contains the key names the stage
 STAGES = [
     ("wait for ASR (outbox)", ("wait_for (session_monitor/transcriber.py",)),
-    ("VAD (Silero + segments)", ("process (session_monitor/speech_activity.py",)),
+    ("VAD (Silero + segments)", ("process (session_monitor/speech_activity.py", "prime (session_monitor/speech_activity.py")),
     ("prosody", ("process (session_monitor/prosody.py", "summarize (session_monitor/prosody.py")),
     ("rupture model", ("session_monitor/rupture.py", "session_monitor/evidence.py", "session_monitor/fusion.py")),
     ("session store (events.jsonl)", ("write (session_monitor/session_store.py",)),
     ("turns", ("session_monitor/turns.py",)),
     ("decode file (FileSource)", ("blocks (session_monitor/audio/replay.py",)),
     ("pipeline other", ("run (session_monitor/pipeline.py",)),
-    ("model load + warm-up (incl. librosa import)", ("__init__ (session_monitor/transcriber.py", "warm_up (")),
+    ("model load + warm-up", ("__init__ (session_monitor/transcriber.py", "warm_up (")),
     ("imports", ("<module>",)),
 ]
 

@@ -132,11 +132,12 @@ def child(folder: str) -> None:
     mark("Whisper model load")
     backend.warm_up()
     mark("Whisper warm-up pass")
-    import librosa.core.pitch  # noqa: F401  (librosa loads lazily: this is what yin pulls in)
+    if settings.prosody.pitch == "librosa":
+        import librosa.core.pitch  # noqa: F401  (librosa loads lazily: this is what yin pulls in)
 
-    mark("import librosa.core.pitch (scipy, numba)")
-    Pipeline.warm_up()
-    mark("librosa warm-up (first yin call)")
+        mark("import librosa.core.pitch (scipy, numba)")
+    Pipeline.warm_up(settings)
+    mark(f"pitch tracker warm-up ({settings.prosody.pitch})")
     worker = TranscriptionWorker(backend, settings.transcriber)
     bus = EventBus()
     store = SessionStore(store_folder, store_transcript=settings.privacy.store_transcript)

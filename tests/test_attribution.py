@@ -313,3 +313,15 @@ def test_two_speakers_decide_in_session_order():
         got.append(d.cluster)
     assert got[0] == 0  # the first voice heard is the anchor
     assert got[4:] == truth[4:]  # after a few chunks of each voice every chunk is right
+
+
+def test_mel_filterbank_is_librosas_without_importing_it():
+    import librosa
+
+    from session_monitor.voice_features import mel_filterbank
+
+    for sr, n_fft, n_mels, fmin, fmax in [(16000, 512, 40, 60.0, 4000.0), (16000, 1024, 80, 0.0, 8000.0)]:
+        ours = mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        assert ours.shape == ref.shape
+        assert np.abs(ours - ref).max() < 1e-6 * np.abs(ref).max()

@@ -156,3 +156,21 @@ def test_conversation_speech_agrees_with_rttm():
         start, dur = float(parts[3]), float(parts[4])
         ref[round(start * 100) : round((start + dur) * 100)] = True
     assert (hyp == ref).mean() >= 0.90
+
+
+def test_scoring_ahead_gives_the_same_events():
+    """prime() (a --speed max replay scores ~1 s per model call) changes no event."""
+    y = place(8.0, [(0.5, espeak("we talked about your week at work")), (4.0, espeak("it was a long week"))])
+    plain = run_vad(y)
+    vad = SpeechActivity(load_settings().speech_activity, channel=0, speaker="unknown")
+    primed = []
+    pieces = list(frames(y))
+    for i in range(0, len(pieces), 7):  # 7 blocks of 1536 samples: chunks straddle the primed spans
+        group = pieces[i : i + 7]
+        vad.prime(np.concatenate([block for _, block in group]))
+        for start, block in group:
+            primed += vad.process(Frame(start, 0, block))
+    primed += vad.flush()
+    assert primed == plain and any(isinstance(e, Speech) for e in plain)
+    with pytest.raises(RuntimeError, match="prime"):
+        vad.process(Frame(len(y), 0, np.zeros(4096, dtype=np.float32)))

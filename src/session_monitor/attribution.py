@@ -323,7 +323,7 @@ class RoleProsody:
             label = self.attribution.label_at(frame.start_sample, frame.end_sample) if speaking else None
             late = frame.end_s < now_s
             for role, tracker in self.trackers.items():
-                for ev in tracker.process(frame, speaking=speaking and label == role):
+                for ev in tracker.process(frame, speaking=speaking and label == role, analyse_f0=speaking):
                     out.append(replace(ev, t=now_s) if late else ev)
         return out
 
@@ -345,11 +345,11 @@ class _SharedAnalysisTracker(ProsodyTracker):
         super().__init__(settings, speaker=speaker)
         self._shared = shared
 
-    def _analyse(self, buf: np.ndarray, n_hops: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (self._next_hop, n_hops)
+    def _analyse(self, buf: np.ndarray, n_hops: int, with_f0: bool) -> tuple[np.ndarray, np.ndarray]:
+        key = (self._next_hop, n_hops, with_f0)
         if self._shared.get("key") == key:
             return self._shared["value"]
-        value = super()._analyse(buf, n_hops)
+        value = super()._analyse(buf, n_hops, with_f0)
         self._shared["key"], self._shared["value"] = key, value
         return value
 

@@ -156,7 +156,7 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     backend = WhisperBackend(settings.transcriber) if use_asr else None
     if backend is not None:
         backend.warm_up()
-    Pipeline.warm_up()
+    Pipeline.warm_up(settings)
     worker = TranscriptionWorker(backend, settings.transcriber) if backend is not None else None
 
     bus = EventBus()

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 _TICK = "tick"
 _JOB = "job"
+#: Audio read ahead and scored by the VAD at once on a --speed max replay (samples).
+_SCORE_AHEAD = SAMPLE_RATE
 
 
 class AudioSource(Protocol):
@@ -166,9 +168,9 @@ class Pipeline:
     # -- run ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def warm_up() -> None:
-        """librosa/numba compilation and the VAD session, before any audio flows."""
-        warm_up_prosody()
+    def warm_up(settings: Settings | None = None) -> None:
+        """The pitch tracker (librosa's numba compilation, if chosen), before any audio flows."""
+        warm_up_prosody(settings.prosody.pitch if settings is not None else "yin")
 
     def run(self, stop: threading.Event | None = None) -> RunStats:
         """Process the whole source (or until ``stop`` is set); returns run statistics."""
@@ -177,8 +179,11 @@ class Pipeline:
                                      channels=self.source.channels, roles=tuple(self.roles)))
         self._flush(final=False)
         interrupted = False
+        blocks = self.source.blocks()
+        if self.deterministic:
+            blocks = self._scored_ahead(blocks)
         try:
-            for block in self.source.blocks():
+            for block in blocks:
                 self._process_block(block)
                 self._flush(final=False)
                 self.stats.audio_s = self.now_s
@@ -195,6 +200,25 @@ class Pipeline:
             self.stats.wall_s = time.perf_counter() - wall0
             self.stats.completed = not interrupted
         return self.stats
+
+    def _scored_ahead(self, blocks: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+        """``--speed max``: read about 1 s of blocks, score each channel's VAD over it in one
+        call, then hand the blocks on one at a time (same probabilities, far fewer calls)."""
+        ahead: list[np.ndarray] = []
+        for block in blocks:
+            ahead.append(block)
+            if sum(b.shape[1] for b in ahead) >= _SCORE_AHEAD:
+                self._prime(ahead)
+                yield from ahead
+                ahead = []
+        if ahead:
+            self._prime(ahead)
+            yield from ahead
+
+    def _prime(self, blocks: list[np.ndarray]) -> None:
+        audio = np.concatenate(blocks, axis=1)
+        for c, vad in enumerate(self.vads):
+            vad.prime(audio[c])
 
     def _finish(self, *, complete: bool) -> None:
         t = self.now_s

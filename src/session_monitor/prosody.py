@@ -4,10 +4,13 @@ Every hop ``k`` analyses the audio that ends at sample ``(k + 1) * hop``:
 
 - intensity in dBFS (reference: full scale, fixed; never ``ref=np.max`` on a chunk)
   over the last ``frame_ms``;
-- F0 with ``librosa.yin`` over the last ``3 * sr / fmin`` samples rounded up to a
-  power of two, kept only on voiced hops: the speaker is talking (VAD), the hop is
-  within 25 dB of the speaker's speech level, and the normalised autocorrelation at
-  the YIN period is >= 0.5.
+- F0 by YIN over the last ``3 * sr / fmin`` samples rounded up to a power of two,
+  kept only on voiced hops: the speaker is talking (VAD), the hop is within 25 dB of
+  the speaker's speech level, and the normalised autocorrelation at the YIN period
+  is >= 0.5. F0 is not computed at all on blocks where nobody is talking (it would
+  be thrown away). ``prosody.pitch`` chooses the YIN: ``"yin"``, the package's numpy
+  implementation of ``librosa.yin`` (same values, see :mod:`session_monitor.pitch`;
+  no librosa import), or ``"librosa"``, ``librosa.yin`` itself.
 
 Each speaker has running baselines over its own speech (exponential, time constant
 ``baseline_tau_s`` seconds of speech): intensity mean/variance for a z-score, and
@@ -22,6 +25,8 @@ import numpy as np
 
 from .audio.frames import SAMPLE_RATE, Frame
 from .events import Prosody
+from .peaks import prominent_peaks
+from .pitch import periodicity, yin_frames
 from .settings import ProsodySettings
 
 __all__ = ["ProsodyTracker", "SegmentProsody", "warm_up"]
@@ -30,12 +35,20 @@ _EPS = 1e-10
 _VOICED_CORR = 0.5
 
 
-def warm_up() -> None:
-    """Compile librosa's numba kernels now, not in the audio path (first call costs seconds)."""
-    import librosa
+def warm_up(pitch: str = "yin") -> None:
+    """Import and run the pitch tracker once, before any audio flows.
 
+    With ``pitch = "librosa"`` this is where librosa's numba kernels compile (seconds).
+    """
     y = np.sin(2 * np.pi * 150 * np.arange(4096) / SAMPLE_RATE).astype(np.float32)
-    librosa.yin(y, fmin=65, fmax=400, sr=SAMPLE_RATE, frame_length=1024, hop_length=160, center=False)
+    frames = np.lib.stride_tricks.sliding_window_view(y, 1024)[::160]
+    if pitch == "librosa":
+        import librosa
+
+        librosa.yin(y, fmin=65, fmax=400, sr=SAMPLE_RATE, frame_length=1024, hop_length=160, center=False)
+    else:
+        yin_frames(frames, sr=SAMPLE_RATE, fmin=65, fmax=400, threshold=0.2)
+    periodicity(frames, np.full(len(frames), 150.0), sr=SAMPLE_RATE)
 
 
 class SegmentProsody:
@@ -53,7 +66,9 @@ class ProsodyTracker:
     """Streaming prosody of one speaker channel.
 
     ``process(frame, speaking=...)`` takes the VAD's current state for the frame and
-    returns the :class:`~session_monitor.events.Prosody` events it completed.
+    returns the :class:`~session_monitor.events.Prosody` events it completed. F0 is
+    analysed only when ``analyse_f0`` (default: ``speaking``) is true; a caller that
+    shares one analysis between trackers passes the channel's state there.
     """
 
     def __init__(self, settings: ProsodySettings, *, speaker: str) -> None:
@@ -97,13 +112,13 @@ class ProsodyTracker:
 
     # -- streaming ---------------------------------------------------------------------------------
 
-    def process(self, frame: Frame, *, speaking: bool) -> list[Prosody]:
+    def process(self, frame: Frame, *, speaking: bool, analyse_f0: bool | None = None) -> list[Prosody]:
         buf = np.concatenate([self._buf, frame.samples])
         n_hops = (len(buf) - (self.context - self.hop)) // self.hop
         if n_hops <= 0:
             self._buf = buf
             return []
-        db, f0 = self._analyse(buf, n_hops)
+        db, f0 = self._analyse(buf, n_hops, speaking if analyse_f0 is None else analyse_f0)
         self._buf = buf[n_hops * self.hop :].copy()
         events: list[Prosody] = []
         for k in range(n_hops):
@@ -121,32 +136,24 @@ class ProsodyTracker:
                 events.append(self._emit())
         return events
 
-    def _analyse(self, buf: np.ndarray, n_hops: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per hop: intensity (dBFS) and raw F0 (Hz, 0 where not periodic), shape (n_hops,)."""
-        import librosa
-
+    def _analyse(self, buf: np.ndarray, n_hops: int, with_f0: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per hop: intensity (dBFS) and raw F0 (Hz, 0 where not periodic or not analysed)."""
         ends = self.context - self.hop + self.hop * np.arange(1, n_hops + 1)
         power = np.concatenate([[0.0], np.cumsum(buf.astype(np.float64) ** 2)])
         db = 10 * np.log10((power[ends] - power[ends - self.win]) / self.win + _EPS)
+        if not with_f0:
+            return db, np.zeros(n_hops)
         seg = buf[ends[0] - self.yin_len : ends[-1]]
-        f0 = librosa.yin(
-            seg,
-            fmin=self.settings.fmin_hz,
-            fmax=self.settings.fmax_hz,
-            sr=SAMPLE_RATE,
-            frame_length=self.yin_len,
-            hop_length=self.hop,
-            center=False,
-            trough_threshold=self.settings.yin_threshold,
-        )[:n_hops]
-        # voicing: normalised autocorrelation at the YIN period
         frames = np.lib.stride_tricks.sliding_window_view(seg, self.yin_len)[:: self.hop][:n_hops]
-        period = np.clip(np.round(SAMPLE_RATE / f0).astype(int), 1, self.yin_len // 2)
-        half = self.yin_len // 2
-        idx = np.arange(half)
-        a = frames[:, idx]
-        b = np.take_along_axis(frames, idx[None, :] + period[:, None], axis=1)
-        corr = np.sum(a * b, axis=1) / np.sqrt(np.sum(a * a, axis=1) * np.sum(b * b, axis=1) + _EPS)
+        s = self.settings
+        if s.pitch == "librosa":
+            import librosa
+
+            f0 = librosa.yin(seg, fmin=s.fmin_hz, fmax=s.fmax_hz, sr=SAMPLE_RATE, frame_length=self.yin_len,
+                             hop_length=self.hop, center=False, trough_threshold=s.yin_threshold)[:n_hops]
+        else:
+            f0 = yin_frames(frames, sr=SAMPLE_RATE, fmin=s.fmin_hz, fmax=s.fmax_hz, threshold=s.yin_threshold)
+        corr = periodicity(frames, f0, sr=SAMPLE_RATE)
         return db, np.where(corr >= _VOICED_CORR, f0, 0.0)
 
     def _update_hop(self, db: float, f0: float, speaking: bool) -> float:
@@ -213,11 +220,9 @@ class ProsodyTracker:
         return SegmentProsody(level, f0_hz, self._syllable_rate(db))
 
     def _syllable_rate(self, db: np.ndarray) -> float:
-        from scipy.signal import find_peaks
-
         smooth = np.convolve(db, np.ones(3) / 3, mode="same")
         min_gap = max(1, round(0.08 * SAMPLE_RATE / self.hop))
-        peaks, _ = find_peaks(
+        peaks = prominent_peaks(
             smooth, prominence=self.settings.syllable_prominence_db, distance=min_gap,
             height=float(smooth.max()) - 25.0,
         )

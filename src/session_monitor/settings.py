@@ -77,6 +77,7 @@ class ProsodySettings:
     fmin_hz: float = rng(40, 400)
     fmax_hz: float = rng(100, 1000)
     yin_threshold: float = rng(0.01, 1.0)
+    pitch: str = rng(choices=("yin", "librosa"))
     talk_window_s: float = rng(5, 3600)
     syllable_prominence_db: float = rng(0.5, 20)
 

@@ -142,6 +142,10 @@ class SpeechActivity:
         self._utt_last_end = 0
         self.last_speech_end: int | None = None
         self.position = 0  # samples consumed
+        # probabilities scored ahead by prime(), and primed samples short of a whole chunk
+        self._primed: deque[float] = deque()
+        self._primed_rest = np.zeros(0, dtype=np.float32)
+        self._priming = False
 
     # -- public -----------------------------------------------------------------------------
 
@@ -151,6 +155,28 @@ class SpeechActivity:
             return None
         since = self._silence_start if self._silence_start is not None else self.last_speech_end
         return None if since is None else (self.position - since) / SAMPLE_RATE
+
+    def prime(self, samples: np.ndarray) -> None:
+        """Score the VAD over audio that :meth:`process` will get next, in one model call.
+
+        For a replay that can read ahead (``--speed max``): a few large calls cost much
+        less than one per block, and the probabilities are the same (the model's state
+        is carried either way). Once primed, every sample must be primed before it is
+        processed.
+        """
+        self._priming = True
+        buf = np.concatenate([self._primed_rest, samples]) if len(self._primed_rest) else samples
+        n = len(buf) // CHUNK
+        if n:
+            self._primed.extend(self._vad(buf[: n * CHUNK].reshape(n, CHUNK)).tolist())
+        self._primed_rest = buf[n * CHUNK :].copy()
+
+    def _probabilities(self, chunks: np.ndarray) -> np.ndarray:
+        if not self._priming:
+            return self._vad(chunks)
+        if len(self._primed) < len(chunks):
+            raise RuntimeError("SpeechActivity.process got audio that prime() has not scored")
+        return np.array([self._primed.popleft() for _ in range(len(chunks))], dtype=np.float32)
 
     def process(self, frame: Frame) -> list[Event | UtteranceReady]:
         """Consume one frame; return the onsets, segments and utterances it completed."""
@@ -163,7 +189,7 @@ class SpeechActivity:
         if n == 0:
             return []
         self._add_hops(chunks.reshape(-1), start)
-        probs = self._vad(chunks)
+        probs = self._probabilities(chunks)
         levels = 10 * np.log10(np.mean(chunks.astype(np.float64) ** 2, axis=1) + _EPS)
         out: list[Event | UtteranceReady] = []
         floor = self.settings.energy_floor_db

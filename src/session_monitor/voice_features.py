@@ -20,7 +20,7 @@ import numpy as np
 
 from .audio.frames import SAMPLE_RATE
 
-__all__ = ["HOP", "N_COEFFS", "GaussianStats", "MfccStream", "mfcc", "speech_frames"]
+__all__ = ["HOP", "N_COEFFS", "GaussianStats", "MfccStream", "mel_filterbank", "mfcc", "speech_frames"]
 
 #: Frame hop and window in samples (10 ms, 25 ms at 16 kHz).
 HOP = 160
@@ -38,19 +38,42 @@ _DCT: np.ndarray | None = None
 
 
 def warm_up() -> None:
-    """Build the filterbank now (importing librosa's filters costs seconds), not in the audio path."""
+    """Build the filterbank and DCT tables now, not in the audio path."""
     _tables()
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (Auditory Toolbox): linear to 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27), linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+def mel_filterbank(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular mel filters, area-normalised (Slaney), shape ``(n_mels, n_fft // 2 + 1)``.
+
+    The filterbank ``librosa.filters.mel`` builds by default (``htk=False``,
+    ``norm="slaney"``); ``tests/test_voice_features.py`` checks they match.
+    """
+    freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    width = np.diff(edges)
+    rising = (freqs[None, :] - edges[:-2, None]) / width[:-1, None]
+    falling = (edges[2:, None] - freqs[None, :]) / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray]:
     """Mel filterbank ``(n_mels, n_fft//2+1)`` and DCT-II rows ``(n_coeffs, n_mels)``, built once."""
     global _MEL, _DCT
     if _MEL is None or _DCT is None:
-        import librosa
-
-        _MEL = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=60.0, fmax=FMAX).astype(
-            np.float64
-        )
+        _MEL = mel_filterbank(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=60.0, fmax=FMAX)
         k = np.arange(N_MELS)
         rows = np.arange(1, N_COEFFS + 1)
         _DCT = np.sqrt(2.0 / N_MELS) * np.cos(np.pi / N_MELS * (k[None, :] + 0.5) * rows[:, None])
