@@ -104,6 +104,22 @@ def run_once(path: Path, *, attribution: bool, asr: bool) -> dict:
     return {"audio_s": stats.audio_s, "wall_s": wall, **counts}
 
 
+def _busy_cpu_s() -> float | None:
+    """CPU seconds all processes have used so far (from /proc/stat; None where there is none)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
@@ -115,10 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for path in files:
             mono = _mono_file(path, Path(tmp))
+            busy0, own0, wall0 = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
             on = min((run_once(mono, attribution=True, asr=args.asr) for _ in range(args.repeat)),
                      key=lambda r: r["wall_s"])
             off = min((run_once(mono, attribution=False, asr=args.asr) for _ in range(args.repeat)),
                       key=lambda r: r["wall_s"])
+            # what other processes kept busy meanwhile: the machine is shared, timings depend on it
+            others = (None if busy0 is None else
+                      max(0.0, (_busy_cpu_s() - busy0) - (_own_cpu_s() - own0)) / (time.perf_counter() - wall0))
             # attribution = its stage + the second prosody tracker (per-role baselines)
             cost_s = on["stage_s"] + max(0.0, on["prosody_s"] - off["prosody_s"])
             rest_s = on["wall_s"] - cost_s
@@ -133,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"  {1000 * rest_s / max(1, on['segments']):6.1f} ms/segment"
                   f"  {100 * rest_s / on['audio_s']:.2f} % of real time")
             print(f"  budget 50 ms/utterance: {'ok' if 1000 * cost_s / n <= 50 else 'over'}")
+            print("  others' cores (load of other processes during these runs): "
+                  + ("unknown" if others is None else f"{others:.2f} of {os.cpu_count()}"))
     return 0
 
 

@@ -198,10 +198,11 @@ def test_conversation_two_speakers_against_rttm(settings):
     assert rate == SR
     result = attribute(y, settings)
     acc = frame_accuracy(result.speech, _rttm(wav.with_suffix(".rttm")), len(y) / SR)
-    # The issue asks for >= 0.85 of single-speaker frames; this method reaches ~0.75 on this
-    # 30 s telephone call (12 speaker changes, overlaps, two similar voices), 0.95 on the
-    # sample sessions. See docs/attribution.md ("Not reached"). The bound guards against regressions.
-    assert acc["accuracy_vad"] >= 0.70, acc
+    # Issue target: >= 0.85 of single-speaker frames. NOT met: measured 0.83 (lookahead_chunks = 3;
+    # 0.75 with 2) on this 30 s telephone call (12 speaker changes, overlaps, two similar voices);
+    # 0.93-0.99 on most sample sessions. See docs/attribution.md ("Not reached"). The bound is the
+    # measured value minus 0.05 (about one 1 s chunk of the call's 22): it guards against regressions.
+    assert acc["accuracy_vad"] >= 0.78, acc
     assert acc["coverage"] >= 0.90, acc
 
 
@@ -228,10 +229,11 @@ def test_stereo_diarization_mixed_to_mono(settings):
     truth = _channel_truth(turns)
     mono = turns.mean(axis=1)
     acc = frame_accuracy(attribute(mono, settings).speech, truth, len(mono) / SR)
-    # Not the issue's 0.85: with 7 s of speech the first voice (4.8 s, on a -42 dBFS noise bed)
-    # is split in two before the second is heard, since a session is assumed to have two
-    # voices (docs/attribution.md, "Not reached"). Measured 0.66; the bound guards against regressions.
-    assert acc["accuracy_vad"] >= 0.6, acc
+    # Issue target: >= 0.85. NOT met: with 7 s of speech the first voice (4.8 s, on a -42 dBFS
+    # noise bed) is split in two before the second is heard, since a session is assumed to have
+    # two voices (docs/attribution.md, "Not reached"). Measured 0.73 (lookahead_chunks = 3; 0.66
+    # with 2); the bound is that minus 0.05 (a third of a chunk of 7): it guards against regressions.
+    assert acc["accuracy_vad"] >= 0.68, acc
     assert acc["coverage"] >= 0.9, acc
     # the plain mix (the channels overlap for 2.2 s): single-speaker frames are the left voice's
     plain = frame_accuracy(attribute(y.mean(axis=1), settings).speech, _channel_truth(y), len(y) / SR)
