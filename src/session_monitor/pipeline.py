@@ -28,6 +28,7 @@ import numpy as np
 from .audio.frames import SAMPLE_RATE, Frame
 from .audio.ring import AudioRing
 from .bus import EventBus
+from .early_finals import EarlyFinals
 from .events import Event, Health, SessionEvent, Speech, Transcript
 from .attribution import RoleProsody, build_attribution
 from .prosody import ProsodyTracker
@@ -138,6 +139,8 @@ class Pipeline:
         self._seq = 0
         self._results: dict[int, TranscriptionResult] = {}
         self._batches: dict[tuple[int, str], list[TranscriptionJob]] = {}
+        live_asr = worker is not None and not deterministic
+        self.early = EarlyFinals() if live_asr and settings.transcriber.early_final else None
         self._next_interim = [0.0] * len(self.roles)
         self._next_health = 0.0
         self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
@@ -232,6 +235,8 @@ class Pipeline:
         if self.worker is not None:
             self.worker.close(drain=True)
             self._collect_results(t)
+            if self.early is not None:
+                self._publish_results(self.early.finish(), t)
         self._push(t, _TICK)
         self._flush(final=True)
         for analyzer in self.analyzers:
@@ -302,30 +307,55 @@ class Pipeline:
                 summary = self.prosody[c].summarize(item.start, item.end)
                 item = replace(item, intensity_db=summary.intensity_db, f0_hz=summary.f0_hz,
                                syllable_rate_hz=summary.syllable_rate_hz)
+                self._start_early_final(c, item.speaker, t)
             self._push(item.t, item)
             for ev in self.turns.on_event(item):
                 self._push(ev.t, ev)
 
     # -- transcription --------------------------------------------------------------------------------------
 
-    def _submit(self, channel: int, start: int, end: int, *, final: bool, t: float,
-                speaker: str | None = None) -> None:
-        if self.worker is None:
-            return
+    def _job(self, channel: int, start: int, end: int, *, final: bool, t: float,
+             speaker: str | None) -> TranscriptionJob | None:
         pad = self.settings.transcriber.pad_ms * SAMPLE_RATE // 1000
         a0 = max(0, start - pad)
         audio = self.rings[channel].get(a0, end + pad)
         if len(audio) < SAMPLE_RATE // 10:
-            return
+            return None
         self._seq += 1
-        job = TranscriptionJob(self._seq, channel, speaker or self.roles[channel], a0 / SAMPLE_RATE,
-                               (a0 + len(audio)) / SAMPLE_RATE, audio.copy(), final, t)
+        return TranscriptionJob(self._seq, channel, speaker or self.roles[channel], a0 / SAMPLE_RATE,
+                                (a0 + len(audio)) / SAMPLE_RATE, audio.copy(), final, t)
+
+    def _submit(self, channel: int, start: int, end: int, *, final: bool, t: float,
+                speaker: str | None = None) -> None:
+        if self.worker is None:
+            return
+        job = self._job(channel, start, end, final=final, t=t, speaker=speaker)
+        if job is None:
+            return
         if final:
             self._next_interim[channel] = 0.0
         if self.deterministic:
             self._push(t, (_JOB, job.seq))
             self._add_to_batch(job)
-        else:
+            return
+        if final and self.early is not None:
+            covered, ready = self.early.close(channel, job.start, job.end, job.speaker)
+            self._publish_results(ready, t)
+            if covered:
+                return  # the early pass at the pause has (or will have) these very words
+        self.worker.submit(job, drop_oldest=True)
+
+    def _start_early_final(self, channel: int, speaker: str, t: float) -> None:
+        """At a pause, if the worker is idle: transcribe the utterance so far (see early_finals)."""
+        if self.early is None or self.worker is None or self.worker.pending:
+            return
+        span = self.vads[channel].paused_utterance()
+        pad = self.settings.transcriber.pad_ms * SAMPLE_RATE // 1000
+        if span is None or self.position < span[1] + pad:
+            return  # still speaking, or the padding after the pause is not recorded yet
+        job = self._job(channel, span[0], span[1], final=True, t=t, speaker=speaker)
+        if job is not None:
+            self._publish_results(self.early.started(job), t)
             self.worker.submit(job, drop_oldest=True)
 
     # A --speed max replay packs each speaker's utterances into one Whisper pass of up to
@@ -385,9 +415,14 @@ class Pipeline:
             if self.deterministic:
                 self._results[result.job.seq] = result
             else:
-                ev = self._transcript(result, t)
-                if ev is not None:
-                    self._push(t, ev)
+                self._publish_results(self.early.result(result) if self.early is not None else [result], t)
+
+    def _publish_results(self, results: list[TranscriptionResult], t: float) -> None:
+        """Live: transcripts enter the stream when they are ready."""
+        for result in results:
+            ev = self._transcript(result, t)
+            if ev is not None:
+                self._push(t, ev)
 
     def _transcript(self, result: TranscriptionResult, t: float) -> Transcript | None:
         job = result.job

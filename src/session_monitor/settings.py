@@ -100,6 +100,7 @@ class TranscriberSettings:
     interim_every_s: float = rng(0, 60)
     pad_ms: int = rng(0, 1000)
     max_lookahead_s: float = rng(1, 600)
+    early_final: bool = rng()
     batch_s: float = rng(0, 28)
     drop_phrases: tuple[str, ...] = rng()
 

@@ -271,6 +271,13 @@ class SpeechActivity:
         out.append(UtteranceReady(t, self.channel, self.speaker, self._utt_start, end, True))
         self._utt_start = None
 
+    def paused_utterance(self) -> tuple[int, int] | None:
+        """(start, end of speech) of the open utterance while nobody speaks on this channel:
+        what the utterance will be if it closes without more speech."""
+        if self._utt_start is None or self.speaking or self._utt_last_end <= self._utt_start:
+            return None
+        return self._utt_start, self._utt_last_end
+
     def open_utterance(self) -> tuple[int, int] | None:
         """(start, now) sample span of the utterance still open, for interim passes."""
         if self._utt_start is None:
