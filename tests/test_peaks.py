@@ -13,8 +13,8 @@ def test_agrees_with_scipy_on_random_contours():
     rng = np.random.default_rng(7)
     for _ in range(2000):
         x = rng.standard_normal(int(rng.integers(3, 500))).cumsum() * rng.uniform(0.5, 3)
-        kw = dict(height=float(x.max()) - rng.uniform(0, 25), distance=int(rng.integers(1, 12)),
-                  prominence=float(rng.uniform(0, 5)))
+        kw = {"height": float(x.max()) - rng.uniform(0, 25), "distance": int(rng.integers(1, 12)),
+              "prominence": float(rng.uniform(0, 5))}
         assert np.array_equal(prominent_peaks(x, **kw), find_peaks(x, **kw)[0]), kw
 
 

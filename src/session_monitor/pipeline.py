@@ -20,19 +20,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
+from .attribution import RoleProsody, build_attribution
 from .audio.frames import SAMPLE_RATE, Frame
 from .audio.ring import AudioRing
 from .bus import EventBus
+from .contracts import Analyzer, AudioSource, RunStats
 from .early_finals import EarlyFinals
 from .events import Event, Health, SessionEvent, Speech, Transcript
-from .attribution import RoleProsody, build_attribution
 from .prosody import ProsodyTracker
 from .prosody import warm_up as warm_up_prosody
+from .replay_batches import ReplayBatches
 from .settings import Settings
 from .speech_activity import SpeechActivity, UtteranceReady
 from .transcriber import TranscriptionJob, TranscriptionResult, TranscriptionWorker
@@ -46,43 +48,6 @@ _TICK = "tick"
 _JOB = "job"
 #: Audio read ahead and scored by the VAD at once on a --speed max replay (samples).
 _SCORE_AHEAD = SAMPLE_RATE
-
-
-class AudioSource(Protocol):
-    name: str
-    channels: int
-    live: bool
-    overflows: int
-    audio_ok: bool
-
-    def blocks(self) -> Iterable[np.ndarray]: ...
-
-    def close(self) -> None: ...
-
-
-class Analyzer(Protocol):
-    """A stage over the event stream (e.g. the rupture model)."""
-
-    def on_event(self, event: Event) -> list[Event]: ...
-
-    def tick(self, t: float) -> list[Event]: ...
-
-    def finish(self, t: float) -> list[Event]: ...
-
-
-@dataclass
-class RunStats:
-    audio_s: float = 0.0
-    wall_s: float = 0.0
-    events: int = 0
-    transcripts: int = 0
-    speech_segments: int = 0
-    completed: bool = False
-
-    @property
-    def rtf(self) -> float:
-        """Audio seconds per wall second (higher is faster)."""
-        return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
 class Pipeline:
@@ -138,7 +103,7 @@ class Pipeline:
         self._outbox: list[tuple[float, int, Any]] = []
         self._seq = 0
         self._results: dict[int, TranscriptionResult] = {}
-        self._batches: dict[tuple[int, str], list[TranscriptionJob]] = {}
+        self.batches = ReplayBatches(worker, settings.transcriber) if worker is not None and deterministic else None
         live_asr = worker is not None and not deterministic
         self.early = EarlyFinals() if live_asr and settings.transcriber.early_final else None
         self._next_interim = [0.0] * len(self.roles)
@@ -230,8 +195,8 @@ class Pipeline:
             flushed = self.vads[c].flush()
             out.extend(self.attribution.process(None, flushed) if self.attribution is not None else flushed)
         self._handle_stage_output(out, t)
-        for key in list(self._batches):
-            self._send_batch(key)
+        if self.batches is not None:
+            self.batches.send_all()
         if self.worker is not None:
             self.worker.close(drain=True)
             self._collect_results(t)
@@ -269,8 +234,8 @@ class Pipeline:
             self._next_health = 0.0
         self._handle_stage_output(out, t)
         self._maybe_interim(t)
-        if self._batches:
-            self._send_stale_batches(t)
+        if self.batches is not None:
+            self.batches.send_stale(t)
         self._collect_results(t)
         for ev in self.drain_inbox():
             self._push(ev.t, ev)
@@ -334,9 +299,9 @@ class Pipeline:
             return
         if final:
             self._next_interim[channel] = 0.0
-        if self.deterministic:
+        if self.batches is not None:
             self._push(t, (_JOB, job.seq))
-            self._add_to_batch(job)
+            self.batches.add(job)
             return
         if final and self.early is not None:
             covered, ready = self.early.close(channel, job.start, job.end, job.speaker)
@@ -357,41 +322,6 @@ class Pipeline:
         if job is not None:
             self._publish_results(self.early.started(job), t)
             self.worker.submit(job, drop_oldest=True)
-
-    # A --speed max replay packs each speaker's utterances into one Whisper pass of up to
-    # transcriber.batch_s seconds. What goes into a batch depends only on session time
-    # (never on how fast the worker is), so replays stay deterministic.
-
-    def _add_to_batch(self, job: TranscriptionJob) -> None:
-        assert self.worker is not None
-        limit = self.settings.transcriber.batch_s
-        if limit <= 0:
-            self.worker.submit_batch([job])
-            return
-        key = (job.channel, job.speaker)  # one voice per pack, also on an attributed mono channel
-        batch = self._batches.get(key, [])
-        if batch and sum(j.end - j.start for j in batch) + (job.end - job.start) > limit:
-            self._send_batch(key)
-        self._batches.setdefault(key, []).append(job)
-
-    def _send_batch(self, key: tuple[int, str]) -> None:
-        batch = self._batches.pop(key, [])
-        if batch and self.worker is not None:
-            self.worker.submit_batch(batch)
-
-    def _send_batch_holding(self, job_seq: int) -> None:
-        """Send the batch that holds ``job_seq`` (and no other: what else is sent must not
-        depend on how fast the worker is)."""
-        for key, batch in list(self._batches.items()):
-            if any(j.seq == job_seq for j in batch):
-                self._send_batch(key)
-
-    def _send_stale_batches(self, t: float) -> None:
-        """Send a batch whose first utterance waited half the lookahead: the outbox needs it soon."""
-        wait = self.settings.transcriber.max_lookahead_s / 2
-        for key, batch in list(self._batches.items()):
-            if batch and t - batch[0].submitted_t >= wait:
-                self._send_batch(key)
 
     def _maybe_interim(self, t: float) -> None:
         every = self.settings.transcriber.interim_every_s
@@ -469,8 +399,8 @@ class Pipeline:
                     behind = self.now_s - t
                     if not final and behind < self.settings.transcriber.max_lookahead_s:
                         return
-                    assert self.worker is not None
-                    self._send_batch_holding(job_seq)  # normally sent already, by session time
+                    assert self.worker is not None and self.batches is not None
+                    self.batches.send_holding(job_seq)  # normally sent already, by session time
                     self.worker.wait_for(job_seq)
                     self._collect_results(self.now_s)
                     if job_seq not in self._results:  # skipped or failed: nothing to publish
