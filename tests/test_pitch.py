@@ -11,8 +11,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import SHARED_DATA, SR, espeak, frames, noise
+
 from session_monitor.audio.frames import Frame
 from session_monitor.pitch import periodicity, yin_frames
 from session_monitor.prosody import ProsodyTracker
