@@ -35,7 +35,7 @@ time per utterance (``asr_compute_s`` of each transcript).
 
 Usage::
 
-    python benchmarks/live_latency.py [--quick] [--session NAME] [--start S]
+    python benchmarks/live_latency.py [--quick] [--session NAME] [--start S] [--set SECTION.KEY=VALUE ...]
 
 ``--quick`` plays a 60 s excerpt (from ``--start``, default 35 s) instead of the whole
 session (demo_session: 171 s).
@@ -147,6 +147,18 @@ def utterance_end(turns: list[dict], speaker: str, start: float, end: float, *, 
     return min(max(ends), end) if cut else max(ends)
 
 
+def settings_toml(assignments: list[str]) -> str:
+    """``SECTION.KEY=VALUE`` lines as a TOML document (VALUE is TOML: 5, 0.2, true, "x")."""
+    sections: dict[str, list[str]] = {}
+    for item in assignments:
+        name, _, value = item.partition("=")
+        section, _, key = name.partition(".")
+        if not (section and key and value):
+            raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        sections.setdefault(section, []).append(f"{key} = {value}")
+    return "".join(f"[{sec}]\n" + "\n".join(lines) + "\n" for sec, lines in sections.items())
+
+
 def stats(values: list[float]) -> list:
     return [len(values), b.percentile(values, 50), b.percentile(values, 95), max(values) if values else float("nan")]
 
@@ -157,6 +169,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--session", default="demo_session", help="sample_audio session to play (default demo_session)")
     ap.add_argument("--start", type=float, help="excerpt start in s (default 0, --quick 35)")
     ap.add_argument("--length", type=float, help="excerpt length in s (default: to the end, --quick 60)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a setting for the live process (TOML value, e.g. transcriber.beam_size=5); repeatable")
     args = ap.parse_args(argv)
     start_s = args.start if args.start is not None else (35.0 if args.quick else 0.0)
     length_s = args.length if args.length is not None else (60.0 if args.quick else None)
@@ -175,6 +189,11 @@ def main(argv: list[str]) -> int:
             folder = tmp / "session"
             cmd = [*b.cli(), "live", "--device", "pulse", "--roles", "therapist,patient", "--consent", b.CONSENT,
                    "--session-dir", str(folder), "--duration", str(play_s + 120), "--no-view", "--no-report"]
+            if args.set:
+                config = tmp / "settings.toml"
+                config.write_text(settings_toml(args.set))
+                cmd += ["--config", str(config)]
+                print("settings: " + ", ".join(args.set))
             launched = time.monotonic()
             proc = subprocess.Popen(cmd, env=pulse.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             ready = threading.Event()
