@@ -6,7 +6,9 @@ ASR (prosody only), and the baseline measured in the same run: bare faster-whisp
 ``transcribe`` of every channel of the same file with the same model, compute type,
 threads, beam size and word timestamps, with its own VAD filter. Each measurement
 runs in a fresh process, so its peak RSS is its own; model loading and warm-up are
-excluded from the timed part of all three. The three run one after the other per
+excluded from the timed part of all three. A fourth run, the Silero VAD model alone over
+every channel in ~1 s calls, is the floor under the prosody-only figure (that replay runs
+this model and everything else). They run one after the other per
 file (and per repeat), so they see about the same machine load; with ``--repeat N``
 each time is the minimum over N runs (the least disturbed one).
 
@@ -43,6 +45,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILES = [ROOT / "sample_audio" / "demo_session.flac", ROOT.parent / "shared" / "data" / "jfk.flac"]
@@ -94,8 +98,8 @@ def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dic
 
 
 def measure_bare(path: str) -> dict:
-    import librosa
     import soundfile as sf
+    import soxr
     from faster_whisper import WhisperModel
 
     from session_monitor.settings import load_settings
@@ -107,7 +111,7 @@ def measure_bare(path: str) -> dict:
     import av  # noqa: F401  (decode like the pipeline for compressed files)
 
     data, rate = sf.read(path, dtype="float32", always_2d=True)
-    channels = [librosa.resample(data[:, c], orig_sr=rate, target_sr=16000) if rate != 16000 else data[:, c]
+    channels = [soxr.resample(data[:, c], rate, 16000) if rate != 16000 else data[:, c]
                 for c in range(data.shape[1])]
     list(model.transcribe(channels[0][:16000], language=s.language, beam_size=1)[0])  # warm-up
     cpu0 = _cpu_s()
@@ -116,6 +120,30 @@ def measure_bare(path: str) -> dict:
         segments, _ = model.transcribe(audio, language=s.language, beam_size=s.beam_size, word_timestamps=True,
                                        condition_on_previous_text=False, vad_filter=True)
         list(segments)
+    wall = time.perf_counter() - t0
+    return {"audio_s": len(channels[0]) / 16000, "wall_s": wall, "peak_rss_mb": _peak_rss_mb(),
+            "cpu_s": _cpu_s() - cpu0}
+
+
+def measure_vad(path: str) -> dict:
+    """The Silero VAD model alone over every channel, ~1 s per call (as the replay scores it):
+    the floor under the prosody-only replay, which runs this model and much more."""
+    import soundfile as sf
+    import soxr
+
+    from session_monitor.speech_activity import CHUNK, SileroVad
+
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    channels = [soxr.resample(data[:, c], rate, 16000) if rate != 16000 else data[:, c] for c in range(data.shape[1])]
+    SileroVad()(np.zeros((3, CHUNK), dtype=np.float32))  # session load and first run, untimed
+    cpu0 = _cpu_s()
+    t0 = time.perf_counter()
+    for audio in channels:
+        vad = SileroVad()
+        n = len(audio) // CHUNK
+        chunks = np.ascontiguousarray(audio[: n * CHUNK].reshape(n, CHUNK), dtype=np.float32)
+        for i in range(0, n, 31):  # 31 chunks = 0.99 s
+            vad(chunks[i : i + 31])
     wall = time.perf_counter() - t0
     return {"audio_s": len(channels[0]) / 16000, "wall_s": wall, "peak_rss_mb": _peak_rss_mb(),
             "cpu_s": _cpu_s() - cpu0}
@@ -152,7 +180,8 @@ def main(argv: list[str]) -> None:
         overrides = json.loads(argv[3]) if len(argv) > 3 else None
         result = {"full": lambda: measure_pipeline(path, True, overrides),
                   "prosody": lambda: measure_pipeline(path, False, overrides),
-                  "bare": lambda: measure_bare(path)}[mode]()
+                  "bare": lambda: measure_bare(path),
+                  "vad": lambda: measure_vad(path)}[mode]()
         print(json.dumps(result))
         return
     import _bench as b
@@ -193,14 +222,15 @@ def main(argv: list[str]) -> None:
         variants[f"{mode}@{assignments}"] = (mode, overrides, f"{mode}, {assignments}", mode)
     print(b.machine_line())
     rows, summary, loaded = [], [], []
-    labels = {"bare": "bare whisper", "full": "full pipeline", "prosody": "prosody only"}
+    labels = {"bare": "bare whisper", "full": "full pipeline", "prosody": "prosody only",
+              "vad": "Silero VAD alone"}
     for path in files:
         if not path.is_file():
             print(f"{path}: missing, skipped")
             continue
         runs: dict[str, list[dict]] = {}
         for _ in range(args.repeat):
-            for mode in ("bare", "full", "prosody"):
+            for mode in ("bare", "full", "prosody", "vad"):
                 runs.setdefault(mode, []).append(_child(mode, str(path)))
             for name, (mode, overrides, _label, _base) in variants.items():
                 runs.setdefault(name, []).append(_child(mode, str(path), overrides))
@@ -222,6 +252,8 @@ def main(argv: list[str]) -> None:
             [path.name, "prosody only x real time", rtf["prosody"], "full pipeline", rtf["full"],
              rtf["prosody"] / rtf["full"], f">= {TARGET_PROSODY_RTF:g}",
              b.verdict(rtf["prosody"], TARGET_PROSODY_RTF, at_most=False)],
+            [path.name, "prosody only x real time", rtf["prosody"], "Silero VAD alone", rtf["vad"],
+             rtf["prosody"] / rtf["vad"], "", ""],
         ]
         for name, (_mode, _overrides, label, base) in variants.items():
             summary.append([path.name, f"{label}: x real time", rtf[name], labels[base] + " (defaults)", rtf[base],

@@ -1,8 +1,8 @@
 """``--speed max`` replay: each speaker's utterances packed into few Whisper passes.
 
 Whisper's encoder always sees a 30 s window, so one pass over up to
-``transcriber.batch_s`` seconds of one speaker's utterances costs about what a pass
-over one short utterance does (``transcriber.transcribe_packed``). What goes into a
+``transcriber.batch_s`` seconds of one speaker's utterances (with the short gaps
+between them) costs about what a pass over one short utterance does (``transcriber.transcribe_packed``). What goes into a
 batch, and when it is sent, depends only on session time, never on how fast the
 worker is, so a replay stays deterministic: a batch is sent when the next utterance
 would not fit, when its first utterance has waited half of
@@ -13,9 +13,14 @@ waits for one of its utterances, and at the end.
 from __future__ import annotations
 
 from .settings import TranscriberSettings
-from .transcriber import TranscriptionJob, TranscriptionWorker
+from .transcriber import PACK_GAP_S, TranscriptionJob, TranscriptionWorker
 
 __all__ = ["ReplayBatches"]
+
+
+def packed_length(jobs: list[TranscriptionJob]) -> float:
+    """Seconds of audio Whisper gets for these utterances packed into one pass (gaps included)."""
+    return sum(j.end - j.start for j in jobs) + PACK_GAP_S * (len(jobs) - 1)
 
 
 class ReplayBatches:
@@ -33,7 +38,7 @@ class ReplayBatches:
             return
         key = (job.channel, job.speaker)
         batch = self._open.get(key, [])
-        if batch and sum(j.end - j.start for j in batch) + (job.end - job.start) > limit:
+        if batch and packed_length([*batch, job]) > limit:
             self._send(key)
         self._open.setdefault(key, []).append(job)
 

@@ -101,7 +101,7 @@ class TranscriberSettings:
     pad_ms: int = rng(0, 1000)
     max_lookahead_s: float = rng(1, 600)
     early_final: bool = rng()
-    batch_s: float = rng(0, 28)
+    batch_s: float = rng(0, 30)
     drop_phrases: tuple[str, ...] = rng()
 
 
