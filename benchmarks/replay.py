@@ -22,7 +22,8 @@ default run of the same file in the same run:
 
 - ``--block-ms 480,960``: prosody-only runs with bigger pipeline blocks (``[audio]
   block_ms``, default 96): how much of the prosody-only cost is per-block overhead
-  (one Silero call and one librosa.yin call per channel per block);
+  (one Silero call and one YIN call per channel per block; at --speed max the Silero
+  calls already cover ~1 s each);
 - ``--asr-threads 1``: full-pipeline runs with ``[transcriber] cpu_threads`` = 1
   (default 2): whether CTranslate2's threads compete with the pipeline thread;
 - ``--variant MODE:SECTION.KEY=VALUE[,...]`` (repeatable): any other settings, e.g.

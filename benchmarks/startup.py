@@ -6,9 +6,10 @@
    the model and libraries from disk, later ones from the page cache).
 2. The same steps in a fresh process, each timed with ``time.perf_counter``: the
    calls ``cli.cmd_live`` and ``cli._run_session`` make, in their order, with the
-   big imports (faster-whisper, librosa, onnxruntime) split out of the steps that
+   big imports (faster-whisper, onnxruntime; librosa with prosody.pitch = "librosa")
+   split out of the steps that
    first need them.
-   The resident memory after each step is printed too (where the ~0.5 GB goes).
+   The resident memory after each step is printed too (where the memory goes).
 3. Baseline, measured in the same run: a fresh Python process that imports
    faster-whisper, loads the same bundled model with the same compute type and
    threads, and runs one warm-up pass: what any tool built on faster-whisper pays.
