@@ -7,8 +7,7 @@
 2. The same steps in a fresh process, each timed with ``time.perf_counter``: the
    calls ``cli.cmd_live`` and ``cli._run_session`` make, in their order, with the
    big imports (faster-whisper, onnxruntime; librosa with prosody.pitch = "librosa")
-   split out of the steps that
-   first need them.
+   split out of the steps that first need them.
    The resident memory after each step is printed too (where the memory goes).
 3. Baseline, measured in the same run: a fresh Python process that imports
    faster-whisper, loads the same bundled model with the same compute type and
