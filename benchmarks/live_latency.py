@@ -169,6 +169,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--session", default="demo_session", help="sample_audio session to play (default demo_session)")
     ap.add_argument("--start", type=float, help="excerpt start in s (default 0, --quick 35)")
     ap.add_argument("--length", type=float, help="excerpt length in s (default: to the end, --quick 60)")
+    ap.add_argument("--detail", action="store_true", help="print every final transcript's latency")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a setting for the live process (TOML value, e.g. transcriber.beam_size=5); repeatable")
     args = ap.parse_args(argv)
@@ -260,12 +261,14 @@ def main(argv: list[str]) -> int:
     sig_lat = [a - (play_start + e["t"] - offset) for a, e in arrivals
                if e["type"] == "signal" and 0 <= e["t"] - offset <= play_s]
     # transcripts and lexical markers after utterance end
-    tr_lat, compute, lex_lat = [], [], []
+    tr_lat, compute, lex_lat, detail = [], [], [], []
     for a, e in arrivals:
         if e["type"] == "transcript" and e.get("final", True):
             end = utterance_end(turns, e["speaker"], e["start"] - offset, e["end"] - offset)
             if end is not None:
                 tr_lat.append(a - (play_start + end))
+                detail.append([e["speaker"], e["start"] - offset, e["end"] - offset, end, tr_lat[-1],
+                               e.get("asr_compute_s"), e.get("asr_lag_s")])
                 if e.get("asr_compute_s") is not None:
                     compute.append(e["asr_compute_s"])
         if e["type"] == "marker" and e.get("cue") == "lexical":
@@ -300,6 +303,9 @@ def main(argv: list[str]) -> int:
         ["lexical marker after utterance end", *stats(lex_lat)],
     ]
     print(b.table(["figure (seconds)", "n", "p50", "p95", "max"], rows))
+    if args.detail:
+        print("\nper final transcript (file time, s):")
+        print(b.table(["speaker", "start", "end", "truth end", "after end", "Whisper s", "asr_lag_s"], detail))
     print()
     sig95, bare95, tr95, comp95 = (b.percentile(x, 95) for x in (sig_lat, bare_lat, tr_lat, compute))
     summary = [
