@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .dashboard_session import DashboardAnnotations
 from .errors import InputError, SessionMonitorError
 from .settings import Settings, load_settings
 
@@ -143,7 +144,7 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is a clean error
     use_asr = settings.transcriber.enabled and not args.no_asr
     model_name = resolve_model(settings.transcriber)[1] if use_asr else None
-    annotations = _DashboardAnnotations()
+    annotations = DashboardAnnotations()
     dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
     try:
         folder = Path(args.session_dir) if args.session_dir else new_session_dir(settings.session.root)
@@ -237,64 +238,14 @@ def _input_warnings(source: Any, stats: Any) -> list[str]:
     return out
 
 
-def _start_dashboard(args: argparse.Namespace, annotations: "_DashboardAnnotations", *, title: str) -> Any:
+def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str) -> Any:
     """Start the page before anything is written, so a busy port leaves no folder behind."""
-    from .dashboard import Dashboard, is_loopback, new_token
+    from .dashboard_session import start_dashboard
 
-    token = args.dashboard_token
-    if token is None and not is_loopback(args.dashboard_host):
-        raise InputError(f"--dashboard-host {args.dashboard_host} is not loopback: add --dashboard-token TOKEN, "
-                         "or --dashboard-token generate for a random one")
-    if token == "generate":
-        token = new_token()
-    dashboard = Dashboard(host=args.dashboard_host, port=args.dashboard_port, token=token,
-                          on_annotation=annotations, title=title)
-    dashboard.start()
+    dashboard = start_dashboard(host=args.dashboard_host, port=args.dashboard_port, token=args.dashboard_token,
+                                on_annotation=annotations, title=title)
     print(f"session-monitor: dashboard at {dashboard.url}", file=sys.stderr, flush=True)
     return dashboard
-
-
-class _DashboardAnnotations:
-    """The dashboard's buttons: annotation events into the session's one stream.
-
-    While the pipeline runs, the event is injected at the current session time and
-    published in order by the pipeline thread; after the session ended (the page
-    stays open on the timeline) it is appended at the end time.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pipeline: Any = None
-        self._store: Any = None
-        self._dashboard: Any = None
-        self._ended_at: float | None = None
-
-    def attach(self, pipeline: Any, store: Any, dashboard: Any) -> None:
-        self._pipeline, self._store, self._dashboard = pipeline, store, dashboard
-
-    def session_ended(self, t: float) -> None:
-        with self._lock:
-            self._ended_at = t
-            leftovers = self._pipeline.drain_inbox() if self._pipeline is not None else []
-        for event in leftovers:
-            self._write(event)
-
-    def __call__(self, label: str, note: str = "") -> None:
-        from .events import Annotation
-
-        with self._lock:
-            if self._pipeline is None:
-                return
-            if self._ended_at is None:
-                self._pipeline.inject(lambda t: Annotation(t=t, label=label, source="dashboard", note=note))
-                return
-            event = Annotation(t=self._ended_at, label=label, source="dashboard", note=note)
-        self._write(event)
-
-    def _write(self, event: Any) -> None:
-        self._store.write(event)
-        if self._dashboard is not None:
-            self._dashboard.publish(event)
 
 
 class _Null:
