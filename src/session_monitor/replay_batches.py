@@ -2,12 +2,12 @@
 
 Whisper's encoder always sees a 30 s window, so one pass over up to
 ``transcriber.batch_s`` seconds of one speaker's utterances (with the short gaps
-between them) costs about what a pass over one short utterance does (``transcriber.transcribe_packed``). What goes into a
-batch, and when it is sent, depends only on session time, never on how fast the
-worker is, so a replay stays deterministic: a batch is sent when the next utterance
-would not fit, when its first utterance has waited half of
-``transcriber.max_lookahead_s`` (the outbox will need it soon), when the outbox
-waits for one of its utterances, and at the end.
+between them, ``transcriber.transcribe_packed``) costs about what a pass over one
+short utterance does. What goes into a batch, and when it is sent, depends only on
+session time, never on how fast the worker is, so a replay stays deterministic: a
+batch is sent when the next utterance would not fit, when its first utterance has
+waited half of ``transcriber.max_lookahead_s`` (the outbox will need it soon), when
+the outbox waits for one of its utterances, and at the end.
 """
 
 from __future__ import annotations
