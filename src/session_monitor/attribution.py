@@ -8,9 +8,10 @@ runs, so that no later stage changes:
   (the rest of the segment is judged on its own when at least ``min_chunk_s``
   long); each chunk is scored against two voice models (:mod:`speakers`) as soon
   as its audio is in;
-- a segment's ``speech_onset`` is held back until its first chunk is decided (at
-  most ``chunk_s`` after the onset, or at the segment's end), then released with
-  the attributed speaker and ``t`` = the time of the decision;
+- a segment's ``speech_onset`` is held back until its first chunk is decided (once
+  ``lookahead_chunks`` later chunks of the segment are in, so at most
+  ``(1 + lookahead_chunks) * chunk_s`` after the onset, or at the segment's end),
+  then released with the attributed speaker and ``t`` = the time of the decision;
 - a later chunk that is confidently the other voice splits the segment: a
   ``speech`` event ends the first speaker's part at the change point (found on the
   per-frame likelihood ratio) and a ``speech_onset`` starts the other's, so
@@ -23,7 +24,7 @@ runs, so that no later stage changes:
 :class:`~session_monitor.prosody.ProsodyTracker` per role, each fed the whole
 signal and told it is speaking only for the blocks attributed to its role, so each
 role keeps its own baselines. Blocks of a segment whose speaker is not decided yet
-are held (at most ``chunk_s`` plus a block) and their ``prosody`` events are
+are held (at most ``(1 + lookahead_chunks) * chunk_s`` plus a block) and their ``prosody`` events are
 released with ``t`` = the time of the decision.
 
 Without an enrolled voice, cluster 0 is the first voice heard, and
