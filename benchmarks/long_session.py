@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -118,13 +119,16 @@ def replay(path: Path, *, asr: bool, interval_s: float, timeout_s: float) -> dic
 def _growth(samples: list[tuple[float, float, float, int]]) -> dict:
     if len(samples) < 10:
         return {"rss10_mb": float("nan"), "rss_end_mb": float("nan"), "growth_pct": float("nan"),
-                "n_samples": len(samples)}
+                "n_samples": len(samples), "tenths_mb": []}
     t0, t1 = samples[0][0], samples[-1][0]
     frac = [(s[0] - t0) / max(1e-9, t1 - t0) for s in samples]
     early = [s[1] for s, f in zip(samples, frac) if 0.08 <= f <= 0.12] or [samples[len(samples) // 10][1]]
     late = [s[1] for s, f in zip(samples, frac) if f >= 0.9]
     base, end = statistics.median(early), statistics.median(late)
-    return {"rss10_mb": base, "rss_end_mb": end, "growth_pct": 100 * (end / base - 1), "n_samples": len(samples)}
+    tenths = [statistics.median([s[1] for s, f in zip(samples, frac) if k / 10 <= f <= (k + 1) / 10] or [math.nan])
+              for k in range(10)]
+    return {"rss10_mb": base, "rss_end_mb": end, "growth_pct": 100 * (end / base - 1), "n_samples": len(samples),
+            "tenths_mb": tenths}
 
 
 def main(argv: list[str]) -> int:
@@ -165,6 +169,9 @@ def main(argv: list[str]) -> int:
     print(b.table(["mode", "session", "audio min", "wall s", "x RT pipeline", "x RT e2e", "audio s/CPU s",
                    "peak RSS MB",
                    "RSS@10% MB", "RSS last10% MB", "growth %", "CPU cores", "others' cores"], rows))
+    print("\nmedian RSS (MB) in each tenth of the run, so growth can be told from a plateau:")
+    for (mode, label), r in results.items():
+        print(f"  {mode:8s} {label:16s} " + " ".join(f"{v:5.0f}" for v in r["tenths_mb"]))
     print()
     summary = []
     for mode in modes:
