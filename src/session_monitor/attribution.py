@@ -24,8 +24,8 @@ runs, so that no later stage changes:
 :class:`~session_monitor.prosody.ProsodyTracker` per role, each fed the whole
 signal and told it is speaking only for the blocks attributed to its role, so each
 role keeps its own baselines. Blocks of a segment whose speaker is not decided yet
-are held (at most ``(1 + lookahead_chunks) * chunk_s`` plus a block) and their ``prosody`` events are
-released with ``t`` = the time of the decision.
+are held (at most ``(1 + lookahead_chunks) * chunk_s`` plus a block) and their
+``prosody`` events are released with ``t`` = the time of the decision.
 
 Without an enrolled voice, cluster 0 is the first voice heard, and
 ``attribution.unenrolled_therapist`` says whether that is the therapist
