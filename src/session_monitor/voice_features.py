@@ -58,7 +58,7 @@ def mel_filterbank(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float
     """Triangular mel filters, area-normalised (Slaney), shape ``(n_mels, n_fft // 2 + 1)``.
 
     The filterbank ``librosa.filters.mel`` builds by default (``htk=False``,
-    ``norm="slaney"``); ``tests/test_voice_features.py`` checks they match.
+    ``norm="slaney"``); ``tests/test_attribution.py`` checks they match.
     """
     freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
