@@ -30,7 +30,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from .baselines import RunningMedian, VoiceBaseline, quote
+from .baselines import InterruptionRun, RunningMedian, VoiceBaseline, quote
 from .events import Event, Gap, Marker, Overlap, Prosody, Speech, SpeechOnset, Transcript
 from .lexicon import Lexicon, normalize
 from .settings import EvidenceSettings
@@ -91,7 +91,7 @@ class PatientEvidence:
         self._seen_order: deque[tuple[float, str]] = deque()
         self._last_therapist_end = -1.0
         self._last_speaker: str | None = None
-        self._last_interrupt_end = -1e9
+        self._interruptions = InterruptionRun()
         self._segments: deque[tuple[str, float, float]] = deque()  # within the share window
         self._before: dict[str, float] = {"patient": 0.0, "therapist": 0.0}  # speech before the window
         self._next_share_check = 0.0
@@ -306,10 +306,8 @@ class PatientEvidence:
     def _overlap(self, ov: Overlap) -> list[Marker]:
         if ov.speaker != "patient" or ov.over_speaker != "therapist" or ov.duration_s < self.s.interrupt_min_s:
             return []
-        if ov.start < self._last_interrupt_end + 2.0:
-            self._last_interrupt_end = max(self._last_interrupt_end, ov.end)
+        if not self._interruptions.is_new(ov.start, ov.end):
             return []
-        self._last_interrupt_end = ov.end
         return [self._marker(ov.t, "confrontation", "interrupting_therapist", 0.5 + 0.25 * ov.duration_s,
                              ov.start, ov.end, f"patient talked over you ({ov.duration_s:.1f} s)", "turn_taking")]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .baselines import quote
+from .baselines import InterruptionRun, quote
 from .events import Event, Marker, Overlap, Prosody, Speech, TalkShare, Transcript
 from .lexicon import Lexicon, normalize, split_sentences
 from .settings import EvidenceSettings
@@ -89,7 +89,7 @@ class TherapistEvidence:
         self._last_patient_end = 0.0
         self._monologue_flagged_at = -1.0
         self._last_emit: dict[str, float] = {}
-        self._last_interrupt_end = -1e9
+        self._interruptions = InterruptionRun()
 
     # -- what the patient side asks ------------------------------------------------------------------
 
@@ -222,10 +222,8 @@ class TherapistEvidence:
     def _overlap(self, ov: Overlap) -> list[Marker]:
         if ov.speaker != "therapist" or ov.over_speaker != "patient" or ov.duration_s < self.s.interrupt_min_s:
             return []
-        if ov.start < self._last_interrupt_end + 2.0:
-            self._last_interrupt_end = max(self._last_interrupt_end, ov.end)
+        if not self._interruptions.is_new(ov.start, ov.end):
             return []
-        self._last_interrupt_end = ov.end
         return [Marker(t=ov.t, speaker="therapist", kind="confrontation", marker="therapist_interrupting",
                        strength=min(1.0, 0.5 + 0.25 * ov.duration_s), start=ov.start, end=ov.end,
                        cue="turn_taking", explanation=f"you talked over the patient ({ov.duration_s:.1f} s)")]
