@@ -107,6 +107,7 @@ class Pipeline:
         live_asr = worker is not None and not deterministic
         self.early = EarlyFinals() if live_asr and settings.transcriber.early_final else None
         self._next_interim = [0.0] * len(self.roles)
+        self._pad = settings.transcriber.pad_ms * SAMPLE_RATE // 1000  # samples kept around an utterance
         self._next_health = 0.0
         self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
         self._inbox_lock = threading.Lock()
@@ -281,9 +282,8 @@ class Pipeline:
 
     def _job(self, channel: int, start: int, end: int, *, final: bool, t: float,
              speaker: str | None) -> TranscriptionJob | None:
-        pad = self.settings.transcriber.pad_ms * SAMPLE_RATE // 1000
-        a0 = max(0, start - pad)
-        audio = self.rings[channel].get(a0, end + pad)
+        a0 = max(0, start - self._pad)
+        audio = self.rings[channel].get(a0, end + self._pad)
         if len(audio) < SAMPLE_RATE // 10:
             return None
         self._seq += 1
@@ -315,8 +315,7 @@ class Pipeline:
         if self.early is None or self.worker is None or self.worker.pending:
             return
         span = self.vads[channel].paused_utterance()
-        pad = self.settings.transcriber.pad_ms * SAMPLE_RATE // 1000
-        if span is None or self.position < span[1] + pad:
+        if span is None or self.position < span[1] + self._pad:
             return  # still speaking, or the padding after the pause is not recorded yet
         job = self._job(channel, span[0], span[1], final=True, t=t, speaker=speaker)
         if job is not None:
