@@ -33,6 +33,14 @@ __all__ = ["ProsodyTracker", "SegmentProsody", "warm_up"]
 
 _EPS = 1e-10
 _VOICED_CORR = 0.5
+_NAN = float("nan")
+
+
+def _median(values: list[float]) -> float:
+    """``np.median`` of a short list (the same value, without numpy's overhead)."""
+    s = sorted(values)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
 
 def warm_up(pitch: str = "yin") -> None:
@@ -120,20 +128,31 @@ class ProsodyTracker:
             return []
         db, f0 = self._analyse(buf, n_hops, speaking if analyse_f0 is None else analyse_f0)
         self._buf = buf[n_hops * self.hop :].copy()
+        db_list = db.tolist()
+        if speaking:
+            f0_list = f0.tolist()
+            logf0 = np.log2(np.where(f0 > 0, f0, 1.0)).tolist()
+        # an event every _hops_per_event hops, reporting the baselines after its last hop:
+        # the block's hops are taken event by event
         events: list[Prosody] = []
-        for k in range(n_hops):
-            voiced_f0 = self._update_hop(float(db[k]), float(f0[k]), speaking)
-            self._hist_db.append(float(db[k]))
-            self._hist_f0.append(voiced_f0)
-            if len(self._hist_db) == self._hist_db.maxlen:
-                self._hist_first = self._next_hop + 1 - len(self._hist_db)
-            self._acc_db.append(float(db[k]))
-            if voiced_f0 == voiced_f0:
-                self._acc_f0.append(voiced_f0)
+        k = 0
+        while k < n_hops:
+            take = min(n_hops - k, self._hops_per_event - len(self._acc_db))
+            piece = db_list[k : k + take]
+            if speaking:
+                voiced = self._update_baselines(piece, f0_list[k : k + take], logf0[k : k + take])
+                self._acc_f0.extend(v for v in voiced if v == v)
+            else:
+                voiced = [_NAN] * take
+            self._hist_db.extend(piece)
+            self._hist_f0.extend(voiced)
+            self._acc_db.extend(piece)
             self._acc_speaking |= speaking
-            self._next_hop += 1
+            self._next_hop += take
+            k += take
             if len(self._acc_db) == self._hops_per_event:
                 events.append(self._emit())
+        self._hist_first = self._next_hop - len(self._hist_db)
         return events
 
     def _analyse(self, buf: np.ndarray, n_hops: int, with_f0: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -156,28 +175,39 @@ class ProsodyTracker:
         corr = periodicity(frames, f0, sr=SAMPLE_RATE)
         return db, np.where(corr >= _VOICED_CORR, f0, 0.0)
 
-    def _update_hop(self, db: float, f0: float, speaking: bool) -> float:
-        """Update baselines with one hop; return its F0 if voiced, else NaN."""
+    def _update_baselines(self, db: list[float], f0: list[float], logf0: list[float]) -> list[float]:
+        """Update the baselines with hops where the speaker talks, in order; return each
+        hop's F0 if voiced, else NaN.
+
+        A hop is voiced when YIN found a period (``f0 > 0``) and the hop is within 25 dB
+        of the speech level so far (before this hop).
+        """
         hop_s = self.hop / SAMPLE_RATE
-        voiced = speaking and f0 > 0 and (self._db_mean is None or db > self._db_mean - 25.0)
-        if speaking and db > -70.0:
-            self._speech_s += hop_s
-            alpha = max(hop_s / self.settings.baseline_tau_s, 1.0 / max(1.0, self._speech_s / hop_s))
-            if self._db_mean is None:
-                self._db_mean = db
+        slow = hop_s / self.settings.baseline_tau_s
+        mean, var, lmean, speech_s = self._db_mean, self._db_var, self._logf0_mean, self._speech_s
+        out: list[float] = []
+        for k, level in enumerate(db):
+            voiced = f0[k] > 0 and (mean is None or level > mean - 25.0)
+            if level > -70.0:
+                speech_s += hop_s
+                alpha = max(slow, 1.0 / max(1.0, speech_s / hop_s))
+                if mean is None:
+                    mean = level
+                else:
+                    delta = level - mean
+                    mean += alpha * delta
+                    var = (1 - alpha) * (var + alpha * delta * delta)
+            if not voiced:
+                out.append(_NAN)
+                continue
+            if lmean is None:
+                lmean = logf0[k]
             else:
-                delta = db - self._db_mean
-                self._db_mean += alpha * delta
-                self._db_var = (1 - alpha) * (self._db_var + alpha * delta * delta)
-        if not voiced:
-            return float("nan")
-        logf0 = float(np.log2(f0))
-        if self._logf0_mean is None:
-            self._logf0_mean = logf0
-        else:
-            alpha = max(hop_s / self.settings.baseline_tau_s, 1.0 / max(1.0, self._speech_s / hop_s))
-            self._logf0_mean += alpha * (logf0 - self._logf0_mean)
-        return f0
+                alpha = max(slow, 1.0 / max(1.0, speech_s / hop_s))
+                lmean += alpha * (logf0[k] - lmean)
+            out.append(f0[k])
+        self._db_mean, self._db_var, self._logf0_mean, self._speech_s = mean, var, lmean, speech_s
+        return out
 
     def _emit(self) -> Prosody:
         t = self._next_hop * self.hop / SAMPLE_RATE
@@ -186,7 +216,7 @@ class ProsodyTracker:
         z = None
         if self._acc_speaking and self.baseline_ready and self._db_mean is not None:
             z = (db - self._db_mean) / max(np.sqrt(self._db_var), 1.0)
-        f0_hz = float(np.median(self._acc_f0)) if self._acc_f0 else None
+        f0_hz = _median(self._acc_f0) if self._acc_f0 else None
         semis = None
         if f0_hz is not None and self._logf0_mean is not None:
             semis = 12.0 * (np.log2(f0_hz) - self._logf0_mean)
