@@ -168,3 +168,61 @@ def test_demo_session_transcript_and_gaps_match_the_script(replayed):
             # the script's times run to the last sample of espeak's decay; for the quiet (-10 dB)
             # withdrawn replies that tail lies under the -50 dBFS energy floor for up to ~130 ms
             assert match[0]["duration_s"] == pytest.approx(latency, abs=0.15)
+
+
+class _BreaksAfter:
+    """A source whose decoding fails after ``n`` blocks (a file damaged half-way)."""
+
+    name, channels, overflows, audio_ok = "broken.wav", 1, 0, True
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.served = 0
+
+    def blocks(self):
+        for _ in range(self.n):
+            self.served += 1
+            yield noise(1536)[None, :]
+        raise RuntimeError("decoding failed at block %d" % self.n)
+
+
+def _pipeline(source, stop=None):
+    import threading
+
+    from session_monitor.bus import EventBus
+    from session_monitor.pipeline import Pipeline
+    from session_monitor.settings import load_settings
+
+    seen: list = []
+    bus = EventBus()
+    bus.subscribe(seen.append)
+    pipeline = Pipeline(load_settings(), source, bus, roles=["therapist"], deterministic=True)
+    return pipeline, seen, threading.active_count()
+
+
+def test_max_speed_reader_error_reaches_the_caller():
+    """At --speed max a reader thread decodes ahead: its error is raised in the pipeline's
+    thread (not lost, no hang), and the reader thread is gone afterwards."""
+    import threading
+
+    source = _BreaksAfter(60)
+    pipeline, seen, threads_before = _pipeline(source)
+    with pytest.raises(RuntimeError, match="decoding failed at block 60"):
+        pipeline.run()
+    assert threading.active_count() == threads_before
+    # every block read before the failure was processed, in order
+    assert pipeline.position == 60 * 1536
+
+
+def test_max_speed_stop_ends_the_reader():
+    import threading
+
+    source = _BreaksAfter(10_000)  # ~16 min of audio; stopped long before the end
+    stop = threading.Event()
+    pipeline, seen, threads_before = _pipeline(source)
+    pipeline.on_progress = lambda now, stats: stop.set() if now > 5.0 else None
+    stats = pipeline.run(stop)
+    assert not stats.completed
+    assert threading.active_count() == threads_before
+    assert 5.0 < pipeline.position / SR < 6.0
+    assert source.served < 10_000  # it read ahead by a few seconds, not the whole source

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import heapq
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 _TICK = "tick"
 _JOB = "job"
 #: Audio read ahead and scored by the VAD at once on a --speed max replay (samples).
-_SCORE_AHEAD = SAMPLE_RATE
+_SCORE_AHEAD = 4 * SAMPLE_RATE
 
 
 class Pipeline:
@@ -165,24 +166,62 @@ class Pipeline:
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()  # a --speed max replay's reader thread stops here
             self._finish(complete=not interrupted)
             self.stats.wall_s = time.perf_counter() - wall0
             self.stats.completed = not interrupted
         return self.stats
 
-    def _scored_ahead(self, blocks: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
-        """``--speed max``: read about 1 s of blocks, score each channel's VAD over it in one
-        call, then hand the blocks on one at a time (same probabilities, far fewer calls)."""
-        ahead: list[np.ndarray] = []
-        for block in blocks:
-            ahead.append(block)
-            if sum(b.shape[1] for b in ahead) >= _SCORE_AHEAD:
-                self._prime(ahead)
-                yield from ahead
-                ahead = []
-        if ahead:
-            self._prime(ahead)
-            yield from ahead
+    def _scored_ahead(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """``--speed max``: a reader thread decodes about 4 s of blocks at a time and scores
+        each channel's VAD over them in one call (the same probabilities as block by block:
+        the model's state is carried), while this thread runs the rest of the pipeline on
+        the blocks before. The blocks come out one at a time, in order."""
+        ready: queue.Queue[list[np.ndarray] | BaseException | None] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def hand_on(item: list[np.ndarray] | BaseException | None) -> None:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def read() -> None:
+            ahead: list[np.ndarray] = []
+            try:
+                for block in blocks:
+                    ahead.append(block)
+                    if sum(b.shape[1] for b in ahead) >= _SCORE_AHEAD:
+                        self._prime(ahead)
+                        hand_on(ahead)
+                        ahead = []
+                    if stop.is_set():
+                        return
+                end: BaseException | None = None
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the pipeline's thread
+                end = exc  # after the blocks read before it
+            try:
+                if ahead:
+                    self._prime(ahead)
+                    hand_on(ahead)
+            except BaseException as exc:  # noqa: BLE001
+                end = end or exc
+            hand_on(end)
+
+        reader = threading.Thread(target=read, name="replay-reader", daemon=True)
+        reader.start()
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield from item
+        finally:
+            stop.set()
+            reader.join()
 
     def _prime(self, blocks: list[np.ndarray]) -> None:
         audio = np.concatenate(blocks, axis=1)
