@@ -270,6 +270,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 
 def _clean(value: Any) -> Any:
+    if value is None or value.__class__ in _PLAIN:
+        return value
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return None
@@ -279,15 +281,26 @@ def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value):
-        return {f.name: _clean(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _clean(getattr(value, name)) for name in _field_names(type(value))}
     return value
+
+
+_PLAIN = (str, int, bool)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """JSON-ready dict with ``type`` first; floats rounded to 4 decimals, NaN -> null."""
     out: dict[str, Any] = {"type": event.type}
-    for f in dataclasses.fields(event):
-        out[f.name] = _clean(getattr(event, f.name))
+    for name in _field_names(type(event)):
+        out[name] = _clean(getattr(event, name))
     return out
 
 
