@@ -46,7 +46,8 @@ def warm_pipeline(settings: Any, *, asr: bool) -> Any:
     Model loading and warm-up happen here, outside every timed region.
     """
     from session_monitor.pipeline import Pipeline
-    from session_monitor.transcriber import TranscriptionWorker, WhisperBackend
+    from session_monitor.asr_backend import WhisperBackend
+    from session_monitor.transcriber import TranscriptionWorker
 
     worker = None
     if asr:

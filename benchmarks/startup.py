@@ -43,7 +43,7 @@ import time, sys
 t0 = time.monotonic()
 from faster_whisper import WhisperModel
 from session_monitor.settings import load_settings
-from session_monitor.transcriber import resolve_model
+from session_monitor.asr_backend import resolve_model
 import numpy as np
 s = load_settings().transcriber
 model = WhisperModel(resolve_model(s)[0], device=s.device, compute_type=s.compute_type, cpu_threads=s.cpu_threads)
@@ -117,7 +117,8 @@ def child(folder: str) -> None:
     from session_monitor.rupture import build_analyzers
     from session_monitor.session_store import SessionStore, prepare_session_dir
     from session_monitor.terminal_view import TerminalView  # noqa: F401
-    from session_monitor.transcriber import TranscriptionWorker, WhisperBackend, resolve_model
+    from session_monitor.asr_backend import WhisperBackend, resolve_model
+    from session_monitor.transcriber import TranscriptionWorker
 
     mark("import pipeline, transcriber, store, view")
     analyzers = build_analyzers(settings)

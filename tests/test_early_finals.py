@@ -18,12 +18,8 @@ from session_monitor.early_finals import EarlyFinals
 from session_monitor.events import Transcript
 from session_monitor.pipeline import Pipeline
 from session_monitor.settings import load_settings
-from session_monitor.transcriber import (
-    TranscriptionJob,
-    TranscriptionResult,
-    TranscriptionWorker,
-    WhisperBackend,
-)
+from session_monitor.asr_backend import WhisperBackend
+from session_monitor.transcriber import TranscriptionJob, TranscriptionResult, TranscriptionWorker
 
 
 def job(seq: int, start: float, end: float, channel: int = 0, speaker: str = "patient") -> TranscriptionJob:

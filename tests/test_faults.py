@@ -127,7 +127,7 @@ class FlakyBackend:
         self.every = every
 
     def transcribe(self, audio):
-        from session_monitor.transcriber import AsrSegment
+        from session_monitor.asr_backend import AsrSegment
         from session_monitor.events import Word
 
         self.calls += 1

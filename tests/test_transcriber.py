@@ -8,7 +8,7 @@ from conftest import shared_file
 from helpers import events, run_cli, word_error_rate
 from session_monitor.errors import ConfigError
 from session_monitor.settings import load_settings
-from session_monitor.transcriber import AsrSegment, filter_segments, resolve_model
+from session_monitor.asr_backend import AsrSegment, filter_segments, resolve_model
 
 JFK = ("And so my fellow Americans, ask not what your country can do for you, "
        "ask what you can do for your country.")
@@ -92,7 +92,7 @@ class _StretchingBackend:
 def test_packed_words_go_back_to_their_utterance_within_its_bounds():
     import numpy as np
 
-    from session_monitor.transcriber import PACK_GAP_S, transcribe_packed
+    from session_monitor.asr_backend import PACK_GAP_S, transcribe_packed
 
     first, second = np.zeros(16000, np.float32), np.zeros(8000, np.float32)  # 1.0 s, then 0.5 s
     out = transcribe_packed(_StretchingBackend(), [first, second])

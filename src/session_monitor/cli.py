@@ -137,7 +137,8 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     from .pipeline import Pipeline
     from .session_store import SessionStore, new_session_dir, prepare_session_dir
     from .terminal_view import TerminalView
-    from .transcriber import TranscriptionWorker, WhisperBackend, resolve_model
+    from .asr_backend import WhisperBackend, resolve_model
+    from .transcriber import TranscriptionWorker
 
     from .rupture import build_analyzers
 

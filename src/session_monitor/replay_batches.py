@@ -2,7 +2,7 @@
 
 Whisper's encoder always sees a 30 s window, so one pass over up to
 ``transcriber.batch_s`` seconds of one speaker's utterances (with the short gaps
-between them, ``transcriber.transcribe_packed``) costs about what a pass over one
+between them, ``asr_backend.transcribe_packed``) costs about what a pass over one
 short utterance does. What goes into a batch, and when it is sent, depends only on
 session time, never on how fast the worker is, so a replay stays deterministic: a
 batch is sent when the next utterance would not fit, when its first utterance has
@@ -13,7 +13,8 @@ the outbox waits for one of its utterances, and at the end.
 from __future__ import annotations
 
 from .settings import TranscriberSettings
-from .transcriber import PACK_GAP_S, TranscriptionJob, TranscriptionWorker
+from .asr_backend import PACK_GAP_S
+from .transcriber import TranscriptionJob, TranscriptionWorker
 
 __all__ = ["ReplayBatches"]
 
