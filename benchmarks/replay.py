@@ -28,7 +28,9 @@ default run of the same file in the same run:
   (default 2): whether CTranslate2's threads compete with the pipeline thread;
 - ``--variant MODE:SECTION.KEY=VALUE[,...]`` (repeatable): any other settings, e.g.
   ``--variant full:transcriber.max_lookahead_s=120`` (a replay's packed Whisper
-  batches are sent after half the lookahead; a longer one fills them to ``batch_s``).
+  batches are sent after half the lookahead; a longer one fills them to ``batch_s``);
+  ``env.NAME=VALUE`` sets an environment variable of that run only, e.g.
+  ``--variant full:env.OMP_WAIT_POLICY=PASSIVE`` (the bare baseline keeps the defaults).
 
 Usage: python benchmarks/replay.py [--quick] [--all] [--repeat N] [--block-ms LIST] [--asr-threads LIST]
                                   [--variant MODE:SECTION.KEY=VALUE ...] [FILE ...]
@@ -104,7 +106,7 @@ def measure_bare(path: str) -> dict:
     from faster_whisper import WhisperModel
 
     from session_monitor.settings import load_settings
-    from session_monitor.transcriber import resolve_model
+    from session_monitor.asr_backend import resolve_model
 
     s = load_settings().transcriber
     target, _ = resolve_model(s)
@@ -159,13 +161,17 @@ def _value(text: str):
 
 
 def _child(mode: str, path: str, overrides: dict | None = None) -> dict:
+    import os
+
     import _bench as b
 
+    overrides = dict(overrides or {})
+    env = {**os.environ, **{k: str(v) for k, v in overrides.pop("env", {}).items()}}
     cmd = [sys.executable, __file__, "--child", mode, path] + ([json.dumps(overrides)] if overrides else [])
     t0 = time.monotonic()
     own0 = b.own_cpu_s()
     load = b.MachineLoad().start()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if out.returncode != 0:
         raise SystemExit(f"{mode} on {path} failed: {out.stderr.strip()[-600:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
