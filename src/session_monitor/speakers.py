@@ -11,7 +11,9 @@ are clustered into two voices, each a full-covariance Gaussian
 2. iterate: each voice's model is estimated from its chunks, leaving out the
    ``_TRIM`` share of chunks that fit either model worst (overlapping speech,
    laughter, noise: without the trimming these outliers, not the voices, decide the
-   split); each chunk goes to the voice under which its frames have the higher mean
+   split); without an enrolment, its covariance is shrunk towards the two voices'
+   within-voice covariance while it has few frames (``_COVARIANCE_RELEVANCE``);
+   each chunk goes to the voice under which its frames have the higher mean
    log-likelihood, which the statistics give exactly without the frames;
 3. a second voice counts once each has ``_MIN_VOICE_FRAMES`` frames; voice names
    are kept from one clustering to the next by their overlap.
@@ -57,6 +59,10 @@ _MIN_SELF = 4
 #: MAP relevance in frames: a chunk adapted from a voice model; a voice shrunk to the session.
 _CHUNK_RELEVANCE = 32.0
 _VOICE_RELEVANCE = 50.0
+#: Without an enrolment, a voice's covariance (190 parameters in 19 dimensions) is shrunk
+#: towards the within-voice covariance of both voices with this many frames of weight
+#: (relevance MAP): early on a voice has 80-300 frames and its own covariance is noise.
+_COVARIANCE_RELEVANCE = 1000.0
 _ITERATIONS = 8
 #: With an enrolment, voice 0's model includes it, weighted as this many frames at most (60 s).
 _ENROLLED_FRAMES = 6000.0
@@ -232,14 +238,19 @@ class TwoSpeakers:
 
     def _models(self, assign: np.ndarray, use: np.ndarray, idx: np.ndarray,
                 pooled: GaussianModel) -> list[GaussianModel]:
-        out = []
+        parts = []
         for k in (0, 1):
             st = GaussianStats()
             st.n, st.s1, st.s2 = self._stats(idx[(assign == k) & use])
             if k == 0 and self.enrolled is not None:  # voice 0 is anchored to the enrolled voice
                 st.add(self.enrolled, min(1.0, _ENROLLED_FRAMES / max(self.enrolled.n, 1.0)))
-            out.append(st.model(pooled, relevance=_VOICE_RELEVANCE) if st.n > 0 else pooled)
-        return out
+            parts.append(st)
+        if self.enrolled is not None:
+            # voice 0 carries >= 60 s of enrolment; shrinking voice 1 towards a covariance
+            # dominated by it cost calm_reflective 0.04 (docs/attribution.md, "Third round")
+            return [st.model(pooled, relevance=_VOICE_RELEVANCE) if st.n > 0 else pooled for st in parts]
+        within = _within_covariance(parts, pooled)
+        return [_voice_model(st, pooled, within) if st.n > 0 else pooled for st in parts]
 
     def _cluster(self, new_slot: int) -> None:
         idx = np.arange(self._size)
@@ -340,6 +351,29 @@ class TwoSpeakers:
             llr = self._mean_loglik(m1, opening) - self._mean_loglik(m0, opening)
             vote = float(np.sum(self._n[opening] * np.clip(llr, -2.0, 2.0)))
             self.anchor = int(vote > 0)
+
+
+def _within_covariance(parts: list[GaussianStats], pooled: GaussianModel) -> np.ndarray:
+    """Frame-weighted mean of the voices' own covariances (each about its own mean), ``(19, 19)``.
+
+    Unlike the session's pooled covariance it leaves out the spread *between* the two
+    voices, the direction that tells them apart.
+    """
+    total = sum(st.n for st in parts)
+    if total <= 0:
+        return pooled.cov
+    return sum(st.n * st.mean_cov()[1] for st in parts if st.n > 0) / total
+
+
+def _voice_model(st: GaussianStats, pooled: GaussianModel, within: np.ndarray) -> GaussianModel:
+    """A voice's Gaussian without an enrolment: its mean shrunk towards the session's with
+    ``_VOICE_RELEVANCE`` frames of weight, its covariance towards ``within`` with
+    ``_COVARIANCE_RELEVANCE`` frames (w = n / (n + r): 0.09-0.23 for 100-300 frames,
+    0.9 after 9000, i.e. 1.5 min of one voice)."""
+    mu, cov = st.mean_cov()
+    a = st.n / (st.n + _VOICE_RELEVANCE)
+    c = st.n / (st.n + _COVARIANCE_RELEVANCE)
+    return GaussianModel(a * mu + (1 - a) * pooled.mean, c * cov + (1 - c) * within)
 
 
 def _stats_loglik(st: GaussianStats, model: GaussianModel) -> float:
