@@ -147,7 +147,7 @@ def test_without_enrolment_the_first_voice_is_the_therapist(settings):
     y, truth = _session(therapist_first=True)
     result = attribute(y, settings)
     acc = frame_accuracy(result.speech, truth, len(y) / SR, mapping={"therapist": "therapist", "patient": "patient"})
-    assert acc["accuracy_vad"] >= 0.85, acc
+    assert acc["accuracy_vad"] >= 0.85, acc  # measured 0.89 (the issue's target)
     second = load_settings(overrides={"attribution": {"unenrolled_therapist": "second"}})
     flipped = attribute(y, second)
     assert [s.speaker for s in flipped.speech] == [
@@ -198,10 +198,11 @@ def test_conversation_two_speakers_against_rttm(settings):
     assert rate == SR
     result = attribute(y, settings)
     acc = frame_accuracy(result.speech, _rttm(wav.with_suffix(".rttm")), len(y) / SR)
-    # Issue target: >= 0.85 of single-speaker frames. NOT met: measured 0.83 (lookahead_chunks = 3;
-    # 0.75 with 2) on this 30 s telephone call (12 speaker changes, overlaps, two similar voices);
-    # 0.93-0.99 on most sample sessions. See docs/attribution.md ("Not reached"). The bound is the
-    # measured value minus 0.05 (about one 1 s chunk of the call's 22): it guards against regressions.
+    # Issue target: >= 0.85 of single-speaker frames. NOT met: measured 0.82 (third round, voice
+    # covariances shrunk early; 0.83 before, 0.80 on average over chunk_s 0.9-1.2) on this 30 s
+    # telephone call (12 speaker changes, overlaps, two similar voices); 0.87-0.99 on the sample
+    # sessions. See docs/attribution.md ("Third round", "Not reached"). The bound is the measured
+    # value minus ~0.05 (about one 1 s chunk of the call's 22): it guards against regressions.
     assert acc["accuracy_vad"] >= 0.78, acc
     assert acc["coverage"] >= 0.90, acc
 
@@ -231,8 +232,9 @@ def test_stereo_diarization_mixed_to_mono(settings):
     acc = frame_accuracy(attribute(mono, settings).speech, truth, len(mono) / SR)
     # Issue target: >= 0.85. NOT met: with 7 s of speech the first voice (4.8 s, on a -42 dBFS
     # noise bed) is split in two before the second is heard, since a session is assumed to have
-    # two voices (docs/attribution.md, "Not reached"). Measured 0.73 (lookahead_chunks = 3; 0.66
-    # with 2); the bound is that minus 0.05 (a third of a chunk of 7): it guards against regressions.
+    # two voices (docs/attribution.md, "Not reached"). Measured 0.73 (lookahead_chunks = 3, also
+    # after the third round; 0.78 on average over chunk_s 0.9-1.2); the bound is that minus 0.05
+    # (a third of a chunk of 7): it guards against regressions.
     assert acc["accuracy_vad"] >= 0.68, acc
     assert acc["coverage"] >= 0.9, acc
     # the plain mix (the channels overlap for 2.2 s): single-speaker frames are the left voice's
