@@ -100,6 +100,25 @@ def test_streamed_mfccs_equal_whole_signal_mfccs():
     np.testing.assert_allclose(db, whole_db, atol=1e-9)
 
 
+def test_streamed_mfccs_after_the_history_wraps():
+    """Frames are computed when asked for, from kept audio: after many times the history
+    they equal the whole signal's frames; frames older than the history are gone."""
+    y = np.random.default_rng(1).standard_normal(SR * 7).astype(np.float32) * 0.1
+    whole, whole_db = mfcc(y)
+    stream = MfccStream(keep_s=2.0)
+    for i in range(0, len(y), 1000):
+        stream.add(y[i : i + 1000])
+        if i % 9000 == 0:  # some spans asked for on the way (computed, then overwritten)
+            stream.get(max(0, i - SR), i)
+    assert stream.frames == len(whole)
+    coeffs, db = stream.get(int(5.5 * SR), int(6.5 * SR))
+    first = int(np.ceil((5.5 * SR - 200) / 160))
+    np.testing.assert_allclose(coeffs, whole[first : first + len(coeffs)], atol=1e-9)
+    np.testing.assert_allclose(db, whole_db[first : first + len(db)], atol=1e-9)
+    assert len(coeffs) == 100
+    assert len(stream.get(0, SR)[0]) == 0  # older than the 2 s kept
+
+
 def test_gaussian_log_likelihood_matches_the_formula():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((19, 19))
