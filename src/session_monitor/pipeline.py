@@ -192,25 +192,25 @@ class Pipeline:
 
         def read() -> None:
             ahead: list[np.ndarray] = []
+            length = 0  # samples in ahead
             try:
-                for block in blocks:
-                    ahead.append(block)
-                    if sum(b.shape[1] for b in ahead) >= _SCORE_AHEAD:
+                try:
+                    for block in blocks:
+                        ahead.append(block)
+                        length += block.shape[1]
+                        if length >= _SCORE_AHEAD:
+                            group, ahead, length = ahead, [], 0
+                            self._prime(group)
+                            hand_on(group)
+                        if stop.is_set():
+                            return
+                finally:  # at the end, and before a decoding error: the blocks read so far
+                    if ahead and not stop.is_set():
                         self._prime(ahead)
                         hand_on(ahead)
-                        ahead = []
-                    if stop.is_set():
-                        return
-                end: BaseException | None = None
+                hand_on(None)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the pipeline's thread
-                end = exc  # after the blocks read before it
-            try:
-                if ahead:
-                    self._prime(ahead)
-                    hand_on(ahead)
-            except BaseException as exc:  # noqa: BLE001
-                end = end or exc
-            hand_on(end)
+                hand_on(exc)
 
         reader = threading.Thread(target=read, name="replay-reader", daemon=True)
         reader.start()

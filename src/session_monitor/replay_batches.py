@@ -12,8 +12,8 @@ the outbox waits for one of its utterances, and at the end.
 
 from __future__ import annotations
 
-from .settings import TranscriberSettings
 from .asr_backend import PACK_GAP_S
+from .settings import TranscriberSettings
 from .transcriber import TranscriptionJob, TranscriptionWorker
 
 __all__ = ["ReplayBatches"]
