@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,10 +267,9 @@ def main(argv: list[str]) -> None:
              rtf["prosody"] / rtf["vad"], "", ""],
         ]
         if len(paired) > 1:
-            median = paired[len(paired) // 2] if len(paired) % 2 else sum(paired[len(paired) // 2 - 1:][:2]) / 2
-            summary.append([path.name, f"full ÷ bare, {len(paired)} paired runs: median", median,
+            summary.append([path.name, f"full ÷ bare, {len(paired)} paired runs: median", statistics.median(paired),
                             f"range {paired[0]:.2f}-{paired[-1]:.2f}", "", "", f"<= {TARGET_OVERHEAD}",
-                            b.verdict(median, TARGET_OVERHEAD, at_most=True)])
+                            b.verdict(statistics.median(paired), TARGET_OVERHEAD, at_most=True)])
         for name, (_mode, _overrides, label, base) in variants.items():
             summary.append([path.name, f"{label}: x real time", rtf[name], labels[base] + " (defaults)", rtf[base],
                             rtf[name] / rtf[base], "", ""])
