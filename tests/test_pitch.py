@@ -28,7 +28,7 @@ def _both(y: np.ndarray, threshold: float = 0.2) -> tuple[np.ndarray, np.ndarray
                       trough_threshold=threshold)
     framed = np.lib.stride_tricks.sliding_window_view(y, FRAME)[::HOP]
     ours = yin_frames(framed, sr=SR, fmin=65, fmax=400, threshold=threshold)
-    return ref, ours, periodicity(framed, ours, sr=SR)
+    return ref, ours, periodicity(y, ours, sr=SR, hop=HOP, frame_length=FRAME)
 
 
 def _semitones(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -101,33 +101,38 @@ def yin_frames(frames: np.ndarray, *, sr: int, fmin: float, fmax: float, thresho
     return f0
 
 
-def periodicity(frames: np.ndarray, f0: np.ndarray, *, sr: int) -> np.ndarray:
+def periodicity(signal: np.ndarray, f0: np.ndarray, *, sr: int, hop: int, frame_length: int) -> np.ndarray:
     """Normalised autocorrelation of each frame at the period ``sr / f0``.
 
+    Frame ``i`` is ``signal[i * hop : i * hop + frame_length]`` (the frames YIN got).
     Over the first half of the frame against the same length one period later, at
     the integer lag nearest the period: 1 for a perfectly periodic frame, about 0
-    for noise.
+    for noise. The energies come from one running sum over the signal instead of one
+    per frame (the frames overlap), and nothing is copied frame by frame.
 
     Parameters
     ----------
-    frames : np.ndarray, shape ``(n, frame_length)``
+    signal : np.ndarray, shape ``(>= (n - 1) * hop + frame_length,)``
     f0 : np.ndarray, shape ``(n,)``, Hz (> 0)
-    sr : int
+    sr, hop, frame_length : int
 
     Returns
     -------
     np.ndarray, shape ``(n,)``, in [-1, 1]
     """
-    n, length = frames.shape
+    n = len(f0)
     if n == 0:
         return np.zeros(0)
-    rows = np.arange(n)
-    half = length // 2
-    period = np.clip(np.round(sr / f0).astype(int), 1, length - half)
-    x = frames.astype(np.float64, copy=False)
-    power = np.concatenate([np.zeros((n, 1)), np.cumsum(x * x, axis=1)], axis=1)
-    lagged = np.take_along_axis(x, (np.arange(half)[None, :] + period[:, None]), axis=1)
-    num = np.einsum("ij,ij->i", x[:, :half], lagged)
-    tail = power[rows, period + half] - power[rows, period]
-    corr = num / np.sqrt(power[:, half] * tail + _EPS)
-    return corr
+    half = frame_length // 2
+    period = np.clip(np.round(sr / f0).astype(np.intp), 1, frame_length - half)
+    x = signal[: (n - 1) * hop + frame_length].astype(np.float64)
+    power = np.empty(len(x) + 1)
+    power[0] = 0.0
+    np.cumsum(x * x, out=power[1:])
+    starts = np.arange(n) * hop
+    lagged = starts + period
+    head = power[starts + half] - power[starts]
+    tail = power[lagged + half] - power[lagged]
+    windows = np.lib.stride_tricks.sliding_window_view(x, half)
+    num = np.einsum("ij,ij->i", windows[starts], windows[lagged])
+    return num / np.sqrt(head * tail + _EPS)

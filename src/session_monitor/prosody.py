@@ -56,7 +56,7 @@ def warm_up(pitch: str = "yin") -> None:
         librosa.yin(y, fmin=65, fmax=400, sr=SAMPLE_RATE, frame_length=1024, hop_length=160, center=False)
     else:
         yin_frames(frames, sr=SAMPLE_RATE, fmin=65, fmax=400, threshold=0.2)
-    periodicity(frames, np.full(len(frames), 150.0), sr=SAMPLE_RATE)
+    periodicity(y, np.full(len(frames), 150.0), sr=SAMPLE_RATE, hop=160, frame_length=1024)
 
 
 class SegmentProsody:
@@ -172,7 +172,7 @@ class ProsodyTracker:
                              hop_length=self.hop, center=False, trough_threshold=s.yin_threshold)[:n_hops]
         else:
             f0 = yin_frames(frames, sr=SAMPLE_RATE, fmin=s.fmin_hz, fmax=s.fmax_hz, threshold=s.yin_threshold)
-        corr = periodicity(frames, f0, sr=SAMPLE_RATE)
+        corr = periodicity(seg, f0, sr=SAMPLE_RATE, hop=self.hop, frame_length=self.yin_len)
         return db, np.where(corr >= _VOICED_CORR, f0, 0.0)
 
     def _update_baselines(self, db: list[float], f0: list[float], logf0: list[float]) -> list[float]:
