@@ -107,8 +107,8 @@ def measure_bare(path: str) -> dict:
     import soxr
     from faster_whisper import WhisperModel
 
-    from session_monitor.settings import load_settings
     from session_monitor.asr_backend import resolve_model
+    from session_monitor.settings import load_settings
 
     s = load_settings().transcriber
     target, _ = resolve_model(s)
