@@ -234,7 +234,10 @@ def _match_at(tokens: list[str], i: int, pat: tuple[str, ...]) -> bool:
 def _find(tokens: list[str], pat: tuple[str, ...]) -> list[int]:
     if not pat:
         return []
-    return [i for i in range(len(tokens) - len(pat) + 1) if _match_at(tokens, i, pat)]
+    last = len(tokens) - len(pat) + 1
+    first = pat[0]
+    starts = range(last) if first == "*" else (i for i in range(last) if tokens[i] == first)
+    return [i for i in starts if _match_at(tokens, i, pat)]
 
 
 # -- loading ---------------------------------------------------------------------------------------------

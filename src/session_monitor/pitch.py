@@ -23,6 +23,8 @@ over the first half of the frame.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["periodicity", "yin_frames"]
@@ -31,6 +33,7 @@ _EPS = 1e-10
 _TINY = float(np.finfo(np.float32).tiny)
 
 
+@lru_cache(maxsize=16)
 def _fast_length(n: int) -> int:
     """The smallest 2^a 3^b 5^c >= n (sizes pocketfft transforms fastest)."""
     best = 1 << int(np.ceil(np.log2(n)))
