@@ -7,8 +7,9 @@ ASR (prosody only), and the baseline measured in the same run: bare faster-whisp
 threads, beam size and word timestamps, with its own VAD filter. Each measurement
 runs in a fresh process, so its peak RSS is its own; model loading and warm-up are
 excluded from the timed part of all three. A fourth run, the Silero VAD model alone over
-every channel in ~1 s calls, is the floor under the prosody-only figure (that replay runs
-this model and everything else). They run one after the other per
+every channel in ~1 s calls, then F0 alone on the hops it calls speech, and decoding the
+file, gives the floor under the prosody-only figure (that replay does these three and
+everything else): its ceiling if the three ran perfectly in parallel on two cores. They run one after the other per
 file (and per repeat), so they see about the same machine load; with ``--repeat N``
 each time is the minimum over N runs (the least disturbed one), and the full ÷ bare ratio is
 also given as the median (and range) of the N ratios of runs made back to back.
