@@ -6,7 +6,6 @@ import json
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import SAMPLE_AUDIO, SR, espeak, noise, shared_file
+from conftest import SAMPLE_AUDIO, SR, espeak, noise
 from helpers import events, run_cli, without_timing
 from media import write_compressed
 from session_monitor.audio.replay import FileSource, parse_speed

@@ -188,9 +188,10 @@ class ProsodyTracker:
         out: list[float] = []
         for k, level in enumerate(db):
             voiced = f0[k] > 0 and (mean is None or level > mean - 25.0)
-            if level > -70.0:
-                speech_s += hop_s
-                alpha = max(slow, 1.0 / max(1.0, speech_s / hop_s))
+            loud = level > -70.0
+            speech_s += hop_s if loud else 0.0
+            alpha = max(slow, 1.0 / max(1.0, speech_s / hop_s))  # the same for level and pitch
+            if loud:
                 if mean is None:
                     mean = level
                 else:
@@ -200,11 +201,7 @@ class ProsodyTracker:
             if not voiced:
                 out.append(_NAN)
                 continue
-            if lmean is None:
-                lmean = logf0[k]
-            else:
-                alpha = max(slow, 1.0 / max(1.0, speech_s / hop_s))
-                lmean += alpha * (logf0[k] - lmean)
+            lmean = logf0[k] if lmean is None else lmean + alpha * (logf0[k] - lmean)
             out.append(f0[k])
         self._db_mean, self._db_var, self._logf0_mean, self._speech_s = mean, var, lmean, speech_s
         return out
