@@ -58,6 +58,25 @@ def test_real_speech_matches_librosa_frame_by_frame():
     assert 0.3 < voiced.mean() < 0.8  # a speech file is partly voiced
 
 
+def test_voicing_measure_is_the_normalised_correlation_at_the_period():
+    """periodicity() on the signal against the definition, frame by frame in plain numpy:
+    r(T) / sqrt(E_head E_tail) over the frame's first half and the same length T later."""
+    import soxr
+
+    y, sr = sf.read(SHARED_DATA / "jfk.flac", dtype="float32")
+    y = soxr.resample(y if y.ndim == 1 else y[:, 0], sr, SR).astype(np.float32)
+    framed = np.lib.stride_tricks.sliding_window_view(y, FRAME)[::HOP]
+    f0 = yin_frames(framed, sr=SR, fmin=65, fmax=400, threshold=0.2)
+    corr = periodicity(y, f0, sr=SR, hop=HOP, frame_length=FRAME)
+    half = FRAME // 2
+    for i in range(0, len(framed), 7):
+        x = framed[i].astype(np.float64)
+        lag = int(np.clip(round(SR / f0[i]), 1, FRAME - half))
+        head, tail = x[:half], x[lag : lag + half]
+        want = head @ tail / np.sqrt((head @ head) * (tail @ tail) + 1e-10)
+        assert corr[i] == pytest.approx(want, abs=1e-9)
+
+
 def test_noise_is_aperiodic():
     _, _, corr = _both(noise(SR, db=-30))
     assert np.median(corr) < 0.3
