@@ -217,12 +217,14 @@ def test_conversation_two_speakers_against_rttm(settings):
     assert rate == SR
     result = attribute(y, settings)
     acc = frame_accuracy(result.speech, _rttm(wav.with_suffix(".rttm")), len(y) / SR)
-    # Issue target: >= 0.85 of single-speaker frames. NOT met: measured 0.82 (third round, voice
-    # covariances shrunk early; 0.83 before, 0.80 on average over chunk_s 0.9-1.2) on this 30 s
-    # telephone call (12 speaker changes, overlaps, two similar voices); 0.87-0.99 on the sample
-    # sessions. See docs/attribution.md ("Third round", "Not reached"). The bound is the measured
-    # value minus ~0.05 (about one 1 s chunk of the call's 22): it guards against regressions.
-    assert acc["accuracy_vad"] >= 0.78, acc
+    # Issue target: >= 0.85 of single-speaker frames. Measured 0.87 at the default chunk_s 1
+    # (fourth round: the spectral first split where both criteria prefer it; 0.82 before), but
+    # only 0.81 on average over chunk_s 0.9-1.2 and the figure at chunk_s 1 rests on near-ties
+    # (0.64 with a 2 % cut margin instead of 1 %) on this 30 s telephone call (12 speaker
+    # changes, overlaps, two similar voices); 0.90-1.00 on the sample sessions. See
+    # docs/attribution.md ("Fourth round", "Not reached"). The bound is the measured value
+    # minus ~0.05 (about one 1 s chunk of the call's 22): it guards against regressions.
+    assert acc["accuracy_vad"] >= 0.82, acc
     assert acc["coverage"] >= 0.90, acc
 
 
@@ -336,6 +338,36 @@ def test_two_speakers_decide_in_session_order():
         got.append(d.cluster)
     assert got[0] == 0  # the first voice heard is the anchor
     assert got[4:] == truth[4:]  # after a few chunks of each voice every chunk is right
+
+
+def test_spectral_split_of_a_two_block_affinity():
+    """Two groups of chunks alike inside, little alike across (known answer): the spectral split
+    separates them, and its normalized cut is lower than that of any split mixing them."""
+    from session_monitor.speakers import _fiedler, _ncut
+
+    rng = np.random.default_rng(4)
+    truth = np.array([0, 1, 0, 0, 1, 1, 0, 1, 1, 0])
+    same = truth[:, None] == truth[None, :]
+    aff = np.where(same, 0.8, 0.1) + 0.05 * rng.random((10, 10))
+    aff = (aff + aff.T) / 2
+    np.fill_diagonal(aff, 0.0)
+    got = _fiedler(aff)
+    assert np.array_equal(got, truth) or np.array_equal(got, 1 - truth)
+    mixed = truth.copy()
+    mixed[[0, 1]] = mixed[[1, 0]]
+    assert _ncut(aff, truth) < 0.5 * _ncut(aff, mixed)
+
+
+def test_segment_links_change_nothing_with_an_enrolment(settings, enrolled):
+    """The spectral start (and the segment links it uses) is off with an enrolled voice."""
+    rng = np.random.default_rng(6)
+    voices = [rng.standard_normal(19) * 1.5, rng.standard_normal(19) * 1.5]
+    chunks = [voices[v] + rng.standard_normal((90, 19)) for v in [0, 0, 1, 1, 1, 0, 1, 0, 0, 1, 1, 0]]
+    plain, linked = (TwoSpeakers(enrolled=enrolled.stats, enrolled_threshold=enrolled.novelty_threshold)
+                     for _ in range(2))
+    a = [plain.decide(c) for c in chunks]
+    b = [linked.decision(linked.add(c, continues=k % 3 != 0)) for k, c in enumerate(chunks)]
+    assert a == b
 
 
 def test_mel_filterbank_is_librosas_without_importing_it():

@@ -101,6 +101,7 @@ class MonoAttribution:
         self._cursor = 0
         self._run: _Run | None = None
         self._pending: list[tuple[int, int, int | None]] = []  # learnt, undecided chunks (a, b, number)
+        self._chunk_end: int | None = None  # end of the open segment's last chunk
         self._runs: deque[_Run] = deque()
         self.position = 0
         self.chunks = 0
@@ -118,6 +119,7 @@ class MonoAttribution:
             if isinstance(item, SpeechOnset):
                 self._seg_start = round(item.start * SAMPLE_RATE)
                 self._cursor = self._seg_start
+                self._chunk_end = None
                 self._run = None
                 self._pending = []
             elif isinstance(item, Speech) and self._seg_start is not None:
@@ -189,7 +191,9 @@ class MonoAttribution:
 
     def _add_chunk(self, a: int, b: int) -> None:
         coeffs, db = self.features.get(a, b)
-        self._pending.append((a, b, self.speakers.add(speech_frames(coeffs, db, floor_db=self.floor_db))))
+        frames = speech_frames(coeffs, db, floor_db=self.floor_db)
+        self._pending.append((a, b, self.speakers.add(frames, continues=a == self._chunk_end)))
+        self._chunk_end = b
         self.chunks += 1
 
     def _decide_pending(self, t: float, *, keep: int) -> list[Event]:
