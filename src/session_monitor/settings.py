@@ -19,43 +19,12 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from . import settings_sections
 from .errors import ConfigError
-from .settings_sections import (
-    NOT_SECTIONS,
-    AttributionSettings,
-    AudioSettings,
-    ClinicianProfile,
-    EvaluateSettings,
-    EvidenceSettings,
-    FusionSettings,
-    PrivacySettings,
-    ProsodySettings,
-    RolesSettings,
-    SessionSettings,
-    Settings,
-    SpeechActivitySettings,
-    TranscriberSettings,
-)
+from .settings_sections import *  # noqa: F403 - the sections are this module's API too
+from .settings_sections import NOT_SECTIONS, ClinicianProfile, Settings
 
-__all__ = [
-    "Settings",
-    "AudioSettings",
-    "SpeechActivitySettings",
-    "ProsodySettings",
-    "TranscriberSettings",
-    "SessionSettings",
-    "PrivacySettings",
-    "RolesSettings",
-    "EvidenceSettings",
-    "FusionSettings",
-    "EvaluateSettings",
-    "AttributionSettings",
-    "ClinicianProfile",
-    "load_settings",
-    "clinician_file",
-    "default_config_path",
-    "config_dir",
-]
+__all__ = [*settings_sections.__all__, "load_settings", "clinician_file", "default_config_path", "config_dir"]
 
 
 _SECTIONS: dict[str, type] = {
