@@ -357,7 +357,7 @@ def test_two_speakers_decide_in_session_order():
 def test_spectral_split_of_a_two_block_affinity():
     """Two groups of chunks alike inside, little alike across (known answer): the spectral split
     separates them, and its normalized cut is lower than that of any split mixing them."""
-    from session_monitor.speakers import _fiedler, _ncut
+    from session_monitor.spectral_split import fiedler_split as _fiedler, normalized_cut as _ncut
 
     rng = np.random.default_rng(4)
     truth = np.array([0, 1, 0, 0, 1, 1, 0, 1, 1, 0])

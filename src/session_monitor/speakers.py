@@ -9,7 +9,8 @@ are clustered into two voices, each a full-covariance Gaussian
 1. start: the chunk means, whitened by the pooled covariance, are split on either
    side of their main axis of spread (bisecting k-means; deterministic); during the
    first ``_BOOTSTRAP_CHUNKS`` chunks without an enrolment a second start, the
-   spectral split of the chunks' likelihood-ratio affinity, is run too, and kept
+   spectral split of the chunks' likelihood-ratio affinity (:mod:`spectral_split`),
+   is run too, and kept
    only where two criteria agree that it is better (:meth:`TwoSpeakers._choose`);
 2. iterate: each voice's model is estimated from its chunks, leaving out the
    ``_TRIM`` share of chunks that fit either model worst (overlapping speech,
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .spectral_split import fiedler_split, glr_affinity, normalized_cut
 from .voice_features import N_COEFFS, GaussianModel, GaussianStats
 
 __all__ = ["MIN_FRAMES", "Decision", "TwoSpeakers", "calibrate_novelty", "novelty"]
@@ -67,8 +69,6 @@ _VOICE_RELEVANCE = 50.0
 #: (relevance MAP): early on a voice has 80-300 frames and its own covariance is noise.
 _COVARIANCE_RELEVANCE = 1000.0
 _ITERATIONS = 8
-#: Chunk covariances in the spectral start's affinity are shrunk this much towards the pooled one.
-_SPECTRAL_SHRINK = 0.3
 #: The spectral start is kept when its normalized cut is this much lower than the main axis's ...
 _CUT_MARGIN = 0.01
 #: ... and its coherence at most this much lower (a VAD segment of the telephone call holds up
@@ -358,14 +358,15 @@ class TwoSpeakers:
         Asking for coherence at least as high (fourth round) vetoed the right split of the
         call at ``chunk_s`` 0.9, whose first VAD segment holds six turns.
         """
-        aff = self._affinity(idx[use], pooled)
+        kept = idx[use]
+        aff = glr_affinity(self._n[kept], self._s1[kept], self._s2[kept], pooled.cov)
         results = []
-        for start in (self._split(idx[use], pooled), _fiedler(aff)):
+        for start in (self._split(idx[use], pooled), fiedler_split(aff)):
             assign = np.zeros(len(idx), dtype=int)
             assign[use] = start
             results.append(self._iterate(idx, pooled, assign, use, trim))
         (axis, _), (spectral, _) = results
-        better = (_ncut(aff, spectral[use]) < (1.0 - _CUT_MARGIN) * _ncut(aff, axis[use])
+        better = (normalized_cut(aff, spectral[use]) < (1.0 - _CUT_MARGIN) * normalized_cut(aff, axis[use])
                   and self._coherence(spectral) >= self._coherence(axis) - _COHERENCE_SLACK)
         return results[int(better)]
 
@@ -376,30 +377,6 @@ class TwoSpeakers:
         prev = (idx - 1) % self.history
         linked = self._link[: self._size] & (prev < self._size)
         return float(np.mean(assign[linked] == assign[prev[linked]])) if linked.any() else 0.0
-
-    def _affinity(self, idx: np.ndarray, pooled: GaussianModel) -> np.ndarray:
-        """``exp(-GLR / median GLR)`` between every two chunks, ``(len(idx), len(idx))``, zero diagonal.
-
-        GLR = per-frame generalized likelihood ratio of one full-covariance Gaussian for
-        both chunks against one each, the chunk covariances shrunk ``_SPECTRAL_SHRINK``
-        towards the pooled one (80-100 frames do not estimate 190 parameters).
-        """
-        n, s1, s2 = self._n[idx], self._s1[idx], self._s2[idx]
-
-        def logdet(nn: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> np.ndarray:
-            m = a1 / nn[:, None]
-            c = a2 / nn[:, None, None] - m[:, :, None] * m[:, None, :]
-            return np.linalg.slogdet((1 - _SPECTRAL_SHRINK) * c + _SPECTRAL_SHRINK * pooled.cov)[1]
-
-        own = logdet(n, s1, s2)
-        i, j = np.triu_indices(len(idx), 1)
-        nn = n[i] + n[j]
-        glr = np.zeros((len(idx), len(idx)))
-        glr[i, j] = (nn * logdet(nn, s1[i] + s1[j], s2[i] + s2[j]) - n[i] * own[i] - n[j] * own[j]) / nn
-        glr += glr.T
-        aff = np.exp(-glr / max(float(np.median(glr[i, j])), 1e-9))
-        np.fill_diagonal(aff, 0.0)
-        return aff
 
     def _split(self, idx: np.ndarray, pooled: GaussianModel) -> np.ndarray:
         """Chunks ``idx`` on either side of the main axis of their whitened means (0/1 each).
@@ -432,21 +409,6 @@ class TwoSpeakers:
             llr = self._mean_loglik(m1, opening) - self._mean_loglik(m0, opening)
             vote = float(np.sum(self._n[opening] * np.clip(llr, -2.0, 2.0)))
             self.anchor = int(vote > 0)
-
-
-def _fiedler(aff: np.ndarray) -> np.ndarray:
-    """Two-way spectral split (Shi and Malik 2000, normalized cut): the sign of the second
-    generalized eigenvector of the affinity's Laplacian, 0/1 per row."""
-    deg = aff.sum(axis=1) + 1e-12
-    _, vecs = np.linalg.eigh(np.eye(len(aff)) - aff / np.sqrt(deg[:, None] * deg[None, :]))
-    return (vecs[:, 1] / np.sqrt(deg) > 0).astype(int)
-
-
-def _ncut(aff: np.ndarray, labels: np.ndarray) -> float:
-    """Normalized cut of a two-way split (lower: the two sides are less alike)."""
-    cut = float(aff[labels == 0][:, labels == 1].sum())
-    vol0, vol1 = float(aff[labels == 0].sum()), float(aff[labels == 1].sum())
-    return cut / vol0 + cut / vol1 if vol0 > 0 and vol1 > 0 else math.inf
 
 
 def _within_covariance(parts: list[GaussianStats], pooled: GaussianModel) -> np.ndarray:
