@@ -25,8 +25,8 @@ import numpy as np
 from .audio.frames import SAMPLE_RATE, Frame
 from .errors import ConfigError, InputError
 from .events import Speech
+from .novelty import calibrate_novelty
 from .settings import Settings, config_dir, load_settings
-from .speakers import calibrate_novelty
 from .speech_activity import SpeechActivity
 from .voice_features import N_COEFFS, GaussianStats, mfcc, speech_frames
 

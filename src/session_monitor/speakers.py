@@ -48,21 +48,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .novelty import CHUNK_RELEVANCE, DEFAULT_NOVELTY
 from .spectral_split import fiedler_split, glr_affinity, normalized_cut
 from .voice_features import N_COEFFS, GaussianModel, GaussianStats
 
-__all__ = ["MIN_FRAMES", "Decision", "TwoSpeakers", "calibrate_novelty", "novelty"]
+__all__ = ["MIN_FRAMES", "Decision", "TwoSpeakers"]
 
 #: Confidence = logistic(_CONF_SCALE * |mean per-frame log-likelihood ratio|).
 _CONF_SCALE = 1.0
 #: Confidence of a chunk while a session without enrolment has heard one voice.
 _ONE_VOICE_CONFIDENCE = 0.75
-#: Novelty threshold = median + _NOVELTY_K * MAD of the enrolment's held-out chunks.
-_NOVELTY_K = 3.0
-_DEFAULT_NOVELTY = 9.0
-_MIN_SELF = 4
-#: MAP relevance in frames: a chunk adapted from a voice model; a voice shrunk to the session.
-_CHUNK_RELEVANCE = 32.0
+#: MAP relevance in frames of a voice shrunk to the session.
 _VOICE_RELEVANCE = 50.0
 #: Without an enrolment, a voice's covariance (190 parameters in 19 dimensions) is shrunk
 #: towards the within-voice covariance of both voices with this many frames of weight
@@ -102,35 +98,6 @@ class Decision:
     voices: int  # voices heard so far (1 or 2)
 
 
-def novelty(frames: np.ndarray, model: GaussianModel) -> float:
-    """Mean per-frame gain of a model adapted to ``frames`` over ``model`` (nats/frame)."""
-    adapted = GaussianStats.of(frames).model(model, relevance=_CHUNK_RELEVANCE)
-    return float(np.mean(adapted.log_likelihood(frames) - model.log_likelihood(frames)))
-
-
-def calibrate_novelty(chunks: list[np.ndarray]) -> float:
-    """Novelty threshold of one voice from ~1 s chunks of it, each ``(frames, 19)``.
-
-    Each chunk is scored against a model of the others (leave one out); the threshold
-    is their median + ``_NOVELTY_K`` median absolute deviations.
-    """
-    if len(chunks) < _MIN_SELF:
-        return _DEFAULT_NOVELTY
-    parts = [GaussianStats.of(c) for c in chunks]
-    total = GaussianStats()
-    for p in parts:
-        total.add(p)
-    values = []
-    for c, p in zip(chunks, parts):
-        rest = total.copy()
-        rest.add(p, -1.0)
-        values.append(novelty(c, rest.model()))
-    v = np.asarray(values)
-    med = float(np.median(v))
-    mad = 1.4826 * float(np.median(np.abs(v - med)))
-    return med + _NOVELTY_K * max(mad, 0.1 * abs(med), 0.25)
-
-
 class TwoSpeakers:
     """Online clustering of speech chunks into at most two voices.
 
@@ -139,7 +106,7 @@ class TwoSpeakers:
     enrolled : GaussianStats, optional
         Statistics of the enrolled therapist voice; None for unsupervised clustering.
     enrolled_threshold : float, optional
-        The enrolled voice's novelty threshold (:func:`calibrate_novelty`).
+        The enrolled voice's novelty threshold (:func:`novelty.calibrate_novelty`).
     history : int
         Chunks kept for clustering (the oldest are forgotten; bounded memory and time).
     """
@@ -147,7 +114,7 @@ class TwoSpeakers:
     def __init__(self, *, enrolled: GaussianStats | None = None, enrolled_threshold: float | None = None,
                  history: int = 600) -> None:
         self.enrolled = enrolled
-        self.enrolled_threshold = enrolled_threshold if enrolled_threshold is not None else _DEFAULT_NOVELTY
+        self.enrolled_threshold = enrolled_threshold if enrolled_threshold is not None else DEFAULT_NOVELTY
         self.history = history
         d = N_COEFFS
         self._n = np.zeros(history)
@@ -221,7 +188,7 @@ class TwoSpeakers:
         model = self.enrolled.model()
         chunk = GaussianStats()
         chunk.n, chunk.s1, chunk.s2 = float(self._n[slot][0]), self._s1[slot][0], self._s2[slot][0]
-        adapted = chunk.model(model, relevance=_CHUNK_RELEVANCE)
+        adapted = chunk.model(model, relevance=CHUNK_RELEVANCE)
         nov = float(self._mean_loglik(adapted, slot)[0] - self._mean_loglik(model, slot)[0])
         thr = self.enrolled_threshold
         margin = 4.0 * _CONF_SCALE * (nov - thr) / max(thr, 1.0)
