@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import heapq
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +34,7 @@ from .early_finals import EarlyFinals
 from .events import Event, Health, SessionEvent, Speech, Transcript
 from .prosody import ProsodyTracker
 from .prosody import warm_up as warm_up_prosody
+from .read_ahead import read_ahead
 from .replay_batches import ReplayBatches
 from .settings import Settings
 from .speech_activity import SpeechActivity, UtteranceReady
@@ -151,7 +151,7 @@ class Pipeline:
         interrupted = False
         blocks = self.source.blocks()
         if self.deterministic:
-            blocks = self._scored_ahead(blocks)
+            blocks = read_ahead(blocks, self._prime, group_samples=_SCORE_AHEAD)
         try:
             for block in blocks:
                 self._process_block(block)
@@ -174,56 +174,8 @@ class Pipeline:
             self.stats.completed = not interrupted
         return self.stats
 
-    def _scored_ahead(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """``--speed max``: a reader thread decodes about 4 s of blocks at a time and scores
-        each channel's VAD over them in one call (the same probabilities as block by block:
-        the model's state is carried), while this thread runs the rest of the pipeline on
-        the blocks before. The blocks come out one at a time, in order."""
-        ready: queue.Queue[list[np.ndarray] | BaseException | None] = queue.Queue(maxsize=2)
-        stop = threading.Event()
-
-        def hand_on(item: list[np.ndarray] | BaseException | None) -> None:
-            while not stop.is_set():
-                try:
-                    ready.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-
-        def read() -> None:
-            ahead: list[np.ndarray] = []
-            length = 0  # samples in ahead
-            try:
-                try:
-                    for block in blocks:
-                        ahead.append(block)
-                        length += block.shape[1]
-                        if length >= _SCORE_AHEAD:
-                            group, ahead, length = ahead, [], 0
-                            self._prime(group)
-                            hand_on(group)
-                        if stop.is_set():
-                            return
-                finally:  # at the end, and before a decoding error: the blocks read so far
-                    if ahead and not stop.is_set():
-                        self._prime(ahead)
-                        hand_on(ahead)
-                hand_on(None)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the pipeline's thread
-                hand_on(exc)
-
-        reader = threading.Thread(target=read, name="replay-reader", daemon=True)
-        reader.start()
-        try:
-            while (item := ready.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield from item
-        finally:
-            stop.set()
-            reader.join()
-
     def _prime(self, blocks: list[np.ndarray]) -> None:
+        """Score every channel's VAD over blocks read ahead (on the reader thread)."""
         audio = np.concatenate(blocks, axis=1)
         for c, vad in enumerate(self.vads):
             vad.prime(audio[c])
