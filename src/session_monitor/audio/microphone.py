@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DeviceError
-from .frames import SAMPLE_RATE
+from session_monitor.audio.frames import SAMPLE_RATE
+from session_monitor.errors import DeviceError
 
 __all__ = ["MicrophoneSource", "list_devices", "find_device", "LOST_AFTER_S"]
 
