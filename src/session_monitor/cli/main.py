@@ -132,14 +132,9 @@ def _install_sigint(stop: threading.Event) -> None:
 
 def _run_session(args: argparse.Namespace, settings: Settings, source: Any, roles: list[str], *,
                  deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
-    from session_monitor.cli.terminal_view import TerminalView
     from session_monitor.rupture.model import build_analyzers
-    from session_monitor.session.bus import EventBus
-    from session_monitor.session.consent import covers
-    from session_monitor.session.pipeline import Pipeline
-    from session_monitor.session.store import SessionStore, new_session_dir, prepare_session_dir
-    from session_monitor.speech.asr_backend import WhisperBackend, resolve_model
-    from session_monitor.speech.transcriber import TranscriptionWorker
+    from session_monitor.session.store import new_session_dir, prepare_session_dir
+    from session_monitor.speech.asr_backend import resolve_model
 
     analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is a clean error
     use_asr = settings.transcriber.enabled and not args.no_asr
@@ -148,12 +143,38 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
     try:
         folder = Path(args.session_dir) if args.session_dir else new_session_dir(settings.session.root)
-        folder = prepare_session_dir(folder, force=args.force)
+        claim = prepare_session_dir(folder, force=args.force)  # the folder is this run's until released
     except SessionMonitorError:
         if dashboard is not None:
             dashboard.stop()
         raise
+    if claim.previous is not None:
+        print(f"session-monitor: --force: the earlier session was moved to {claim.previous}", file=sys.stderr)
+    try:
+        return _run_claimed(args, settings, source, roles, claim, dashboard, annotations, use_asr=use_asr,
+                            model_name=model_name, analyzers=analyzers, deterministic=deterministic,
+                            total_s=total_s, meta=meta)
+    except BaseException:
+        if dashboard is not None:
+            dashboard.stop()
+        claim.release(remove_if_empty=True)  # a run that failed before writing leaves no folder
+        raise
+    finally:
+        claim.release()
 
+
+def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, roles: list[str], claim: Any,
+                 dashboard: Any, annotations: Any, *, use_asr: bool, model_name: str | None, analyzers: Any,
+                 deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
+    from session_monitor.cli.terminal_view import TerminalView
+    from session_monitor.session.bus import EventBus
+    from session_monitor.session.consent import covers
+    from session_monitor.session.pipeline import Pipeline
+    from session_monitor.session.store import SessionStore
+    from session_monitor.speech.asr_backend import WhisperBackend
+    from session_monitor.speech.transcriber import TranscriptionWorker
+
+    folder = claim.folder
     backend = WhisperBackend(settings.transcriber) if use_asr else None
     if backend is not None:
         backend.warm_up()
@@ -161,7 +182,7 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     worker = TranscriptionWorker(backend, settings.transcriber) if backend is not None else None
 
     bus = EventBus()
-    store = SessionStore(folder, store_transcript=settings.privacy.store_transcript)
+    store = SessionStore(claim, store_transcript=settings.privacy.store_transcript)
     store.start({
         **meta,
         "roles": roles,

@@ -1,6 +1,8 @@
-"""The session folder: ``session.json`` and the append-only ``events.jsonl``.
+"""The session folder's files: ``session.json`` and the append-only ``events.jsonl``.
 
-Session data is health information: the folder is created 0700 and its files 0600,
+The folder is claimed first (:mod:`session_monitor.session.folder`); its files are
+created with ``O_EXCL`` and ``O_NOFOLLOW``, so nothing of another run or behind a
+symlink is ever appended to or overwritten. Session data is health information: the folder is created 0700 and its files 0600,
 whatever the umask. ``events.jsonl`` is opened for append and flushed after every
 line, so a crash loses at most the line being written. ``session.json`` is replaced
 atomically (write a temporary file, then rename) and says whether the session
@@ -9,53 +11,38 @@ ended cleanly (``complete``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import errno
 import json
 import os
 import platform
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import SessionDirError
-from session_monitor.events import Event, Transcript, event_to_json
+from session_monitor.events import EVENT_TYPES, Event, Transcript, event_to_json
+from session_monitor.schema import (
+    Float,
+    List,
+    Map,
+    Nullable,
+    Spec,
+    Str,
+    Table,
+    iter_jsonl,
+    show,
+    table_for_dataclass,
+)
+from session_monitor.session.folder import SessionClaim, claim_session_dir, new_session_dir, open_private
 
-__all__ = ["SessionStore", "new_session_dir", "prepare_session_dir", "read_events"]
-
-
-def new_session_dir(root: str | Path) -> Path:
-    """A fresh folder name under ``root``: ``YYYYmmdd-HHMMSS-xxxx``."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{stamp}-{uuid.uuid4().hex[:4]}"
-
-
-def prepare_session_dir(path: str | Path, *, force: bool = False) -> Path:
-    """Create ``path`` (0700). An existing non-empty folder is refused unless ``force``.
-
-    With ``force`` the old ``events.jsonl``/``session.json`` are replaced; other files
-    in the folder are left alone.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise SessionDirError(f"--session-dir {path}: is a file, not a folder; choose another path")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise SessionDirError(f"--session-dir {path}: folder exists and is not empty; choose a new folder or add --force")
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path, 0o700)
-    except OSError as exc:
-        raise SessionDirError(f"--session-dir {path}: cannot create folder ({exc.strerror}); choose a writable place") from None
-    if not os.access(path, os.W_OK):
-        raise SessionDirError(f"--session-dir {path}: folder is not writable; choose a writable place")
-    return path
+__all__ = ["EVENT_SCHEMAS", "SessionStore", "new_session_dir", "prepare_session_dir", "read_events"]
 
 
-def _open_private(path: Path, flags: int) -> int:
-    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
-    os.fchmod(fd, 0o600)
-    return fd
+def prepare_session_dir(path: str | Path, *, force: bool = False) -> SessionClaim:
+    """Claim ``path`` for this run (see :func:`~session_monitor.session.folder.claim_session_dir`)."""
+    return claim_session_dir(path, force=force)
 
 
 class SessionStore:
@@ -63,21 +50,24 @@ class SessionStore:
 
     Parameters
     ----------
-    folder : an existing folder from :func:`prepare_session_dir`
+    folder : a folder this run claimed (:func:`prepare_session_dir`), or its claim
     store_transcript : False drops words from transcript events (privacy setting)
     """
 
-    def __init__(self, folder: Path, *, store_transcript: bool = True) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: Path | SessionClaim, *, store_transcript: bool = True) -> None:
+        self.folder = Path(folder.folder if isinstance(folder, SessionClaim) else folder)
         self.store_transcript = store_transcript
         self.events_path = self.folder / "events.jsonl"
         self.meta_path = self.folder / "session.json"
         self.meta: dict[str, Any] = {}
         self.lines = 0
         try:
-            self._fd = _open_private(self.events_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+            self._fd = open_private(self.events_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
+        except FileExistsError:
+            raise SessionDirError(f"{show(self.events_path, limit=120)}: already exists; a session folder "
+                                  "holds one run (claim a new folder)") from None
         except OSError as exc:
-            raise SessionDirError(f"{self.events_path}: cannot be written ({exc.strerror})") from None
+            raise SessionDirError(f"{show(self.events_path, limit=120)}: cannot be written ({exc.strerror})") from None
         self._closed = False
 
     def start(self, meta: dict[str, Any]) -> None:
@@ -129,7 +119,7 @@ class SessionStore:
     def _write_meta(self) -> None:
         tmp = self.meta_path.with_suffix(".json.tmp")
         try:
-            fd = _open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.meta, f, indent=2, default=str)
                 f.write("\n")
@@ -138,18 +128,60 @@ class SessionStore:
             raise SessionDirError(f"{self.meta_path}: cannot be written ({exc.strerror})") from None
 
 
+def _event_schema(cls: type[Event]) -> Table:
+    table = _null_for_nan(table_for_dataclass(cls, extra="keep"))  # "add fields freely" (DESIGN.md)
+    return Table({"type": Str(choices=(cls.type,)), **table.fields}, extra="keep", name=f"a {cls.type} event")
+
+
+def _null_for_nan(spec: Spec) -> Spec:
+    """Events write a NaN or infinite number as null (:func:`event_to_json`): every number may be null."""
+    if isinstance(spec, Float):
+        return Nullable(spec)
+    if isinstance(spec, Nullable):
+        return Nullable(_null_for_nan(spec.spec))
+    if isinstance(spec, List):
+        return dataclasses.replace(spec, item=_null_for_nan(spec.item))
+    if isinstance(spec, Map):
+        return dataclasses.replace(spec, value=_null_for_nan(spec.value))
+    if isinstance(spec, Table):
+        fields = {k: dataclasses.replace(f, spec=_null_for_nan(f.spec)) for k, f in
+                  ((k, spec.field(k)) for k in spec.fields)}
+        return dataclasses.replace(spec, fields=fields)
+    return spec
+
+
+#: Schema of each event type's JSON line, from the event dataclasses (a new field is checked too).
+EVENT_SCHEMAS: dict[str, Table] = {name: _event_schema(cls) for name, cls in EVENT_TYPES.items()}
+_ANY_EVENT = Table({"type": Str(nonempty=True, max_len=64), "t": Float()}, extra="keep",
+                   name="an event (an object with type and t)")
+
+
+class _EventLine(Table):
+    """One line of events.jsonl: a known type is checked against its schema, another needs type and t."""
+
+    def check(self, value: Any, at: str) -> dict[str, Any]:
+        head = _ANY_EVENT.check(value, at)
+        schema = EVENT_SCHEMAS.get(head["type"])
+        if schema is not None:
+            schema.check(value, at)
+        return value  # as written: readers see the line itself, not defaults filled in
+
+
 def read_events(folder: str | Path) -> list[dict[str, Any]]:
-    """Events of a session folder as dicts; a torn last line (crash) is skipped."""
+    """Events of a session folder as dicts, each checked against its schema.
+
+    A torn last line (a crash mid-write) is skipped; any other line that is not JSON,
+    or not an event, is a one-line :class:`SessionDirError` naming the line.
+    """
     path = Path(folder) / "events.jsonl"
-    if not path.is_file():
-        raise SessionDirError(f"{folder}: has no events.jsonl; give a session folder written by session-monitor")
-    out = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for i, line in enumerate(lines):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise SessionDirError(f"{path}: line {i + 1} is not valid JSON; the file was edited or damaged") from None
-    return out
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SessionDirError(f"{show(path, limit=120)}: is a symbolic link; give the session folder "
+                                  "itself") from None
+        raise SessionDirError(f"{show(folder, limit=120)}: has no readable events.jsonl ({exc.strerror}); "
+                              "give a session folder written by session-monitor") from None
+    with os.fdopen(fd, "rb") as f:
+        text = f.read().decode("utf-8", errors="replace")
+    return list(iter_jsonl(text.splitlines(), _EventLine(), source=path, error=SessionDirError))
