@@ -308,7 +308,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     from session_monitor.session.consent import covers, load_consent
 
     settings = load_settings(args.config, clinician=args.clinician)
-    load_consent(args.consent)  # refuse before touching any device
+    consent = load_consent(args.consent)  # refuse before touching any device
+    if settings.session.store_audio and not covers(consent, "audio"):
+        raise InputError("session.store_audio is true but the consent record does not grant audio "
+                         "(a consent text grants monitoring only); give a consent file with [covers] audio = true, "
+                         "or set session.store_audio = false")
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration {args.duration} must be above 0 seconds")
     device = find_device(args.device)
@@ -322,10 +326,6 @@ def cmd_live(args: argparse.Namespace) -> int:
                               block_ms=a.block_ms, capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
     if args.duration is not None:
         source = _Limited(source, args.duration)
-    consent = load_consent(args.consent)
-    if settings.session.store_audio and not covers(consent, "audio"):
-        raise InputError("session.store_audio is true but the consent record does not cover audio; "
-                         "record consent to audio or set session.store_audio = false")
     meta = {"mode": "live", "source": f"device:{device['name']}", "device": device, "consent": consent}
     return _run_session(args, settings, source, roles, deterministic=False, total_s=None, meta=meta)
 

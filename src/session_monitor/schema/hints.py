@@ -65,14 +65,20 @@ def table_for_dataclass(cls: type, *, extra: str = "forbid", relations: tuple[Re
                         required_all: bool = False) -> Table:
     """A :class:`Table` with one field per dataclass field (its type hint and ``metadata`` ranges).
 
-    A field without a default is required (every field with ``required_all``).
+    A field without a default is required (every field with ``required_all``); an absent
+    optional field takes the dataclass default.
     """
     hints = typing.get_type_hints(cls)
     fields: dict[str, Field] = {}
     for f in dataclasses.fields(cls):
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        if f.default is not dataclasses.MISSING:
+            has_default, default = True, f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            has_default, default = True, f.default_factory()
+        else:
+            has_default, default = False, None
         spec = spec_for_type(hints[f.name], f.metadata, extra=extra)
-        fields[f.name] = Field(spec, required=required_all or not has_default)
+        fields[f.name] = Field(spec, required=required_all or not has_default, default=default)
     return Table(fields, extra=extra, relations=relations, name=f"a {cls.__name__} table")
 
 

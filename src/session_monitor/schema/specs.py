@@ -34,7 +34,10 @@ def show(value: Any, *, limit: int = _SHOW_MAX) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 2
+    return text[:head] + "..." + text[len(text) - (limit - 3 - head):]  # the end of a path names the file
 
 
 def _key(path: str, key: str | int) -> str:
@@ -254,8 +257,8 @@ class Union(Spec):
                 return option.check(value, at)
             except Problem as problem:
                 problems.append(problem)
-        for problem in problems:  # the value had the right type but, e.g., was out of range
-            if "has the wrong type" not in problem.message:
+        for problem in problems:  # the value had this option's type but, e.g., was out of range
+            if problem.at != at or "has the wrong type" not in problem.message:
                 raise problem
         raise self.wrong_type(value, at)
 
