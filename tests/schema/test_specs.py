@@ -146,7 +146,7 @@ def test_read_document_reads_and_checks(tmp_path):
     path.write_text(json.dumps({"fmin_hz": 60, "fmax_hz": 300}))
     assert read_document(path, SPEC, what="profile")["fmax_hz"] == 300.0
     path.write_text(json.dumps({"fmin_hz": 60}))
-    with pytest.raises(InputError, match=r"p\.json: the file lacks fmax_hz"):
+    with pytest.raises(InputError, match=r"p\.json: lacks fmax_hz"):
         read_document(path, SPEC, what="profile")
 
 

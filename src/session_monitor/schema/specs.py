@@ -361,7 +361,7 @@ class Table(Spec):
             if key in value:
                 out[key] = f.spec.check(value[key], _key(at, key))
             elif f.required:
-                raise Problem(at, f"{at or 'the file'} lacks {key}; add {key} ({f.spec.expected})")
+                raise Problem(at, f"{at + ' ' if at else ''}lacks {key}; add {key} ({f.spec.expected})")
             else:
                 out[key] = f.default
         for relation in self.relations:
