@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def test_a_store_never_appends_to_another_runs_events(tmp_path):
 def test_two_runs_into_one_new_folder_never_merge(tmp_path):
     """The issue's case: both runs used to exit 0 appending into one events.jsonl."""
     folder = tmp_path / "s"
-    first = subprocess.Popen([sys.executable, "-m", "session_monitor", "replay", str(CONVERSATION), "--speed", "4",
+    first = subprocess.Popen([sys.executable, "-m", "session_monitor", "replay", str(CONVERSATION), "--speed", "1",
                               "--no-asr", "--no-view", "--no-report", "--session-dir", str(folder)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -112,7 +113,9 @@ def test_two_runs_into_one_new_folder_never_merge(tmp_path):
         second = run_cli("replay", str(CONVERSATION), "--no-asr", "--no-view", "--session-dir", str(folder))
         also_forced = run_cli("replay", str(CONVERSATION), "--no-asr", "--no-view", "--session-dir", str(folder),
                               "--force")
+        assert first.poll() is None, "the first run (30 s at real time) is still running"
     finally:
+        first.send_signal(signal.SIGINT)  # a clean end: the session is complete up to here
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     for result in (second, also_forced):

@@ -19,14 +19,14 @@ from typing import Any
 
 from session_monitor import __version__
 from session_monitor.dashboard.session import DashboardAnnotations
-from session_monitor.errors import InputError, SessionMonitorError
+from session_monitor.errors import DeviceError, InputError, SessionMonitorError
 from session_monitor.settings.loader import Settings, load_settings
 
 __all__ = ["main"]
 
 logger = logging.getLogger("session_monitor")
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_BAD_INPUT, EXIT_ABORTED = 0, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,22 +116,21 @@ def parse_roles(text: str | None, channels: int, settings: Settings) -> list[str
     return roles
 
 
-def _install_sigint(stop: threading.Event) -> None:
-    """First Ctrl-C: end the session cleanly at the next block; second: stop at once."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("session-monitor: stopping; press Ctrl-C again to abort", file=sys.stderr)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-
-
 def _run_session(args: argparse.Namespace, settings: Settings, source: Any, roles: list[str], *,
                  deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
+    from session_monitor.session.ending import EndRequest
+
+    with EndRequest(say=_say) as end:  # from here on no signal raises into the program
+        return _claim_and_run(args, settings, source, roles, end, deterministic=deterministic, total_s=total_s,
+                              meta=meta)
+
+
+def _say(line: str) -> None:
+    print(f"session-monitor: {line}", file=sys.stderr, flush=True)
+
+
+def _claim_and_run(args: argparse.Namespace, settings: Settings, source: Any, roles: list[str], end: Any, *,
+                   deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
     from session_monitor.rupture.model import build_analyzers
     from session_monitor.session.store import new_session_dir, prepare_session_dir
     from session_monitor.speech.asr_backend import resolve_model
@@ -151,7 +150,7 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
     if claim.previous is not None:
         print(f"session-monitor: --force: the earlier session was moved to {claim.previous}", file=sys.stderr)
     try:
-        return _run_claimed(args, settings, source, roles, claim, dashboard, annotations, use_asr=use_asr,
+        return _run_claimed(args, settings, source, roles, claim, dashboard, annotations, end, use_asr=use_asr,
                             model_name=model_name, analyzers=analyzers, deterministic=deterministic,
                             total_s=total_s, meta=meta)
     except BaseException:
@@ -164,11 +163,12 @@ def _run_session(args: argparse.Namespace, settings: Settings, source: Any, role
 
 
 def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, roles: list[str], claim: Any,
-                 dashboard: Any, annotations: Any, *, use_asr: bool, model_name: str | None, analyzers: Any,
+                 dashboard: Any, annotations: Any, end: Any, *, use_asr: bool, model_name: str | None, analyzers: Any,
                  deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
     from session_monitor.cli.terminal_view import TerminalView
     from session_monitor.session.bus import EventBus
     from session_monitor.session.consent import covers
+    from session_monitor.session.ending import exit_code
     from session_monitor.session.pipeline import Pipeline
     from session_monitor.session.store import SessionStore
     from session_monitor.speech.asr_backend import WhisperBackend
@@ -179,6 +179,10 @@ def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, role
     if backend is not None:
         backend.warm_up()
     Pipeline.warm_up(settings)
+    if end.stop.is_set():  # stopped while the model loaded: no session was started
+        claim.release(remove_if_empty=True)
+        _say("aborted before the session started; nothing was written")
+        return EXIT_ABORTED
     worker = TranscriptionWorker(backend, settings.transcriber) if backend is not None else None
 
     bus = EventBus()
@@ -199,8 +203,9 @@ def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, role
         bus.subscribe(view)
     if dashboard is not None:
         bus.subscribe(dashboard.publish)
-    stop = threading.Event()
-    _install_sigint(stop)
+    stop = end.stop
+    if worker is not None:
+        end.on_abort(worker.cancel_pending)  # a second signal: finish the utterance in hand, drop the rest
     pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, deterministic=deterministic,
                         analyzers=analyzers,
                         on_progress=view.progress if not args.no_view else None)
@@ -209,41 +214,63 @@ def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, role
         from session_monitor.audio.recorder import AudioRecorder
 
         pipeline.audio_sink = AudioRecorder(folder, len(roles))
-    if getattr(source, "live", False):
-        source.open()
-        print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
-    complete = False
     try:
+        if getattr(source, "live", False):
+            source.open()
+            print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
         with view if not args.no_view else _Null():
             stats = pipeline.run(stop)
-        complete = True  # input ended or the user stopped it: a clean end either way
-        reason = "end_of_input" if stats.completed else "stopped_by_user"
+        reason = end.reason or ("end_of_input" if stats.completed else "stopped_by_user")
+        aborted = end.abort.is_set()
+        extra = {"end_reason": reason, "aborted": aborted, "audio_s": round(stats.audio_s, 3),
+                 "rtf": round(stats.rtf, 2)}
         annotations.session_ended(pipeline.now_s)
-        if dashboard is not None and complete:
+        # the session is over when the audio is: recorded (and reported) before the page is held open
+        store.checkpoint(complete=not aborted, extra=extra)
+        _report(args, store, folder)
+        if dashboard is not None and not stop.is_set():
             print(f"session-monitor: session ended; the timeline stays at {dashboard.url} - press Ctrl-C to close",
                   file=sys.stderr, flush=True)
+            lines = store.lines
             stop.wait()
-    except SessionMonitorError as exc:
-        store.finish(complete=False, extra={"end_reason": "error", "error": str(exc)})
+            if store.lines != lines:  # presses on the timeline after the end: in the report too
+                _report(args, store, folder)
+    except BaseException as exc:
+        reason = "device_lost" if isinstance(exc, DeviceError) else "error"
+        store.finish(complete=False, extra={"end_reason": reason, "aborted": end.abort.is_set(),
+                                            "error": str(exc) or type(exc).__name__})
+        _report(args, store, folder, quiet=True)  # the report is written whenever there are events
         raise
     finally:
         source.close()
         if pipeline.audio_sink is not None:
             pipeline.audio_sink.close()
+        if worker is not None:
+            worker.close(drain=False)
         if dashboard is not None:
             dashboard.stop()
-    store.finish(complete=complete, extra={"end_reason": reason, "audio_s": round(stats.audio_s, 3),
-                                           "rtf": round(stats.rtf, 2)})
-    if not args.no_report:
-        from session_monitor.report.render import write_report
-
-        write_report(folder)
+    store.finish(complete=not aborted, extra=extra)
     for warning in _input_warnings(source, stats):
         print(f"session-monitor: warning: {warning}", file=sys.stderr)
-    print(f"session-monitor: {'finished' if stats.completed else 'stopped'}: {stats.audio_s:.1f} s of audio, "
+    ended = "aborted" if aborted else ("finished" if stats.completed else "stopped")
+    print(f"session-monitor: {ended}: {stats.audio_s:.1f} s of audio, "
           f"{stats.events} events, {stats.rtf:.1f}x real time -> {folder}", file=sys.stderr)
     print(str(folder))
-    return EXIT_OK
+    return exit_code(reason)
+
+
+def _report(args: argparse.Namespace, store: Any, folder: Path, *, quiet: bool = False) -> None:
+    """report.html and timeline.csv, unless --no-report or there are no events yet."""
+    if args.no_report or not store.lines:
+        return
+    from session_monitor.report.render import write_report
+
+    try:
+        write_report(folder)
+    except SessionMonitorError as exc:
+        if not quiet:
+            raise
+        logger.warning("no report: %s", exc)
 
 
 def _input_warnings(source: Any, stats: Any) -> list[str]:
@@ -399,6 +426,9 @@ COMMANDS = {"replay": cmd_replay, "live": cmd_live, "devices": cmd_devices, "rep
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from session_monitor.session.ending import no_core_dumps
+
+    no_core_dumps()  # a core file would hold session data outside the private session folder
     if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is an error to report, not a kill
     parser = build_parser()
@@ -412,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("session-monitor: aborted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_ABORTED
 
 
 if __name__ == "__main__":

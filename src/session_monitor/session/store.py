@@ -5,8 +5,9 @@ created with ``O_EXCL`` and ``O_NOFOLLOW``, so nothing of another run or behind 
 symlink is ever appended to or overwritten. Session data is health information: the folder is created 0700 and its files 0600,
 whatever the umask. ``events.jsonl`` is opened for append and flushed after every
 line, so a crash loses at most the line being written. ``session.json`` is replaced
-atomically (write a temporary file, then rename) and says whether the session
-ended cleanly (``complete``).
+atomically (write a temporary file, then rename) and says how the session ended:
+``complete`` (every block read was processed), ``aborted`` (a second signal cut the
+ending short) and ``end_reason`` (see :mod:`session_monitor.session.ending`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class SessionStore:
             "started_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "ended_at": None,
             "complete": False,
+            "aborted": False,
             "host": {"python": platform.python_version(), "platform": platform.platform()},
             **meta,
         }
@@ -101,12 +103,23 @@ class SessionStore:
             ) from None
         self.lines += 1
 
+    def checkpoint(self, *, complete: bool, extra: dict[str, Any] | None = None) -> None:
+        """Record how the session ended while the log stays open (for presses on the page afterwards)."""
+        if not self._closed:
+            os.fsync(self._fd)
+        self._record_end(complete, extra)
+
     def finish(self, *, complete: bool, extra: dict[str, Any] | None = None) -> None:
-        """Close the log and record how the session ended."""
+        """Close the log and record how the session ended (``complete``, ``aborted``, ``end_reason``)."""
         if not self._closed:
             self._closed = True
-            os.fsync(self._fd)
-            os.close(self._fd)
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+        self._record_end(complete, extra)
+
+    def _record_end(self, complete: bool, extra: dict[str, Any] | None) -> None:
         self.meta.update(extra or {})
         self.meta["ended_at"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.meta["complete"] = complete
