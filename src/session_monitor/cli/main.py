@@ -249,6 +249,9 @@ def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, role
             worker.close(drain=False)
         if dashboard is not None:
             dashboard.stop()
+    if end.abort.is_set() and not aborted:  # a second signal while the report was written or the page held
+        aborted, reason = True, "aborted"
+        extra.update(end_reason=reason, aborted=True)
     store.finish(complete=not aborted, extra=extra)
     for warning in _input_warnings(source, stats):
         print(f"session-monitor: warning: {warning}", file=sys.stderr)
@@ -443,6 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("session-monitor: aborted", file=sys.stderr)
         return EXIT_ABORTED
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            # the process is ending: a late Ctrl-C must not raise into the interpreter's shutdown
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
