@@ -328,12 +328,14 @@ class Table(Spec):
         (undeclared keys pass through unchecked, for formats that say "add fields freely")
     relations : rules over several fields, checked once every field passed
     name : how a message calls the table when it is the whole document
+    sections : the keys are TOML sections: an unknown one reads ``unknown section [KEY]``
     """
 
     fields: Mapping[str, Field | Spec] = dataclasses.field(default_factory=dict)
     extra: str = "forbid"
     relations: tuple[Relation, ...] = ()
     name: str = "a table"
+    sections: bool = False
 
     @property
     def expected(self) -> str:  # type: ignore[override]
@@ -355,6 +357,8 @@ class Table(Spec):
                     out[key] = value[key]
                     continue
                 known = ", ".join(self.fields) or "none"
+                if self.sections:
+                    raise Problem(at, f"unknown section [{_key(at, key)}]; known sections: {known}")
                 raise Problem(at, f"unknown key {_key(at, key)}; known keys: {known}")
         for key in self.fields:
             f = self.field(key)
