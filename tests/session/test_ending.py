@@ -153,3 +153,38 @@ def test_the_process_never_leaves_a_core_file():
             "print(resource.getrlimit(resource.RLIMIT_CORE))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().splitlines()[-1] == "(0, 0)", result.stderr
+
+
+def _flac(path: Path, seconds: float = 20.0) -> bytes:
+    import numpy as np
+    import soundfile as sf
+
+    y = (np.random.default_rng(0).standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32)
+    sf.write(path, y, 16000)
+    return path.read_bytes()
+
+
+def test_a_truncated_flac_is_refused_before_the_folder_exists(tmp_path):
+    whole = _flac(tmp_path / "whole.flac")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole[: len(whole) // 2])  # a copy that stopped half-way
+    result = subprocess.run([sys.executable, "-m", "session_monitor", "replay", str(cut), "--no-asr", "--no-view",
+                             "--session-dir", str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "is truncated (its header promises 20.0 s" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_damage_the_header_cannot_show_ends_the_session_as_truncated_input(tmp_path):
+    data = bytearray(_flac(tmp_path / "whole.flac"))
+    third = len(data) // 3
+    data[third:third + 4000] = bytes(4000)  # the middle overwritten; the end is intact
+    damaged = tmp_path / "damaged.flac"
+    damaged.write_bytes(bytes(data))
+    folder = tmp_path / "s"
+    run = Run(str(damaged), "--no-view", "--no-asr", "--session-dir", str(folder))
+    assert run.finish() == 2, run.stderr
+    assert "truncated input" in run.stderr and "Traceback" not in run.stderr
+    meta = assert_clean_files(folder)
+    assert (meta["complete"], meta["aborted"], meta["end_reason"]) == (False, False, "truncated_input")
+    assert 3 < max(e["t"] for e in read_events(folder)) < 15  # the events up to the damage are kept

@@ -75,6 +75,27 @@ class FileSource:
             raise InputError(f"{self.path}: contains no audio samples; choose a recording with sound")
         if self._backend == "soundfile" and self._subtype in ("FLOAT", "DOUBLE"):
             self._check_finite()
+        if self._backend == "soundfile":
+            self._check_complete()
+
+    def _check_complete(self) -> None:
+        """A compressed file cut short (a copy that stopped half-way) is refused before anything starts.
+
+        The header says how many frames there are; seeking to the last one fails on a truncated
+        FLAC or Ogg file (one seek, not a decode). Damage the header cannot show ends the session
+        later with ``end_reason = "truncated_input"``.
+        """
+        import soundfile as sf
+
+        try:
+            with sf.SoundFile(str(self.path)) as f:
+                f.seek(self.frames - 1)
+                complete = len(f.read(1, dtype="float32")) == 1
+        except (sf.LibsndfileError, RuntimeError):
+            complete = False
+        if not complete:
+            raise InputError(f"{self.path}: is truncated (its header promises {self.frames / self.native_rate:.1f} s "
+                             "that the file does not hold); copy the whole recording again or re-export it")
 
     def _check_finite(self) -> None:
         """A float file with NaN or inf samples is corrupt: refuse it before anything starts."""
@@ -151,7 +172,7 @@ class FileSource:
                             return
                         yield data
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise InputError(f"{self.path}: audio is damaged or truncated ({_short(exc)})") from None
+                raise _truncated(f"{self.path}: truncated input: audio is damaged or ends early ({_short(exc)})") from None
         else:
             yield from self._av_blocks()
 
@@ -173,7 +194,8 @@ class FileSource:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"{self.path}: audio is damaged or cannot be decoded ({_short(exc)})") from None
+            raise _truncated(f"{self.path}: truncated input: audio is damaged or cannot be decoded "
+                             f"({_short(exc)})") from None
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield ``(channels, block)`` float32 arrays at 16 kHz, paced by ``speed``."""
@@ -221,6 +243,13 @@ class FileSource:
 
     def close(self) -> None:
         pass
+
+
+def _truncated(message: str) -> InputError:
+    """A decoding failure mid-file: the session ends with ``end_reason = "truncated_input"``."""
+    error = InputError(message)
+    error.end_reason = "truncated_input"  # type: ignore[attr-defined]
+    return error
 
 
 def _short(exc: BaseException) -> str:

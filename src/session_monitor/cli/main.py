@@ -236,7 +236,7 @@ def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, role
             if store.lines != lines:  # presses on the timeline after the end: in the report too
                 _report(args, store, folder)
     except BaseException as exc:
-        reason = "device_lost" if isinstance(exc, DeviceError) else "error"
+        reason = getattr(exc, "end_reason", None) or ("device_lost" if isinstance(exc, DeviceError) else "error")
         store.finish(complete=False, extra={"end_reason": reason, "aborted": end.abort.is_set(),
                                             "error": str(exc) or type(exc).__name__})
         _report(args, store, folder, quiet=True)  # the report is written whenever there are events

@@ -15,6 +15,7 @@ end_reason          what happened                                              e
                     dropped, worker threads are stopped, the events written
                     so far are kept and valid to the last line
 ``device_lost``     the capture device is gone for good                        2
+``truncated_input`` a recording turned out damaged or cut short mid-decode     2
 ``error``           any other fatal error                                      2 (1 for a bug)
 ==================  =========================================================  =========
 
