@@ -11,6 +11,7 @@ times faster, ``None`` (``--speed max``) as fast as the pipeline runs.
 from __future__ import annotations
 
 import logging
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.errors import InputError
+from session_monitor.schema import show
 
 __all__ = ["FileSource", "parse_speed"]
 
@@ -113,11 +115,16 @@ class FileSource:
         return None if self.frames is None else self.frames / self.native_rate
 
     def _check_path(self) -> None:
-        if not self.path.exists():
-            raise InputError(f"{self.path}: no such file; check the path")
-        if self.path.is_dir():
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file; check the path") from None
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, no permission
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise InputError(f"{show(self.path, limit=120)}: cannot be opened ({reason}); check the path") from None
+        if stat.S_ISDIR(st.st_mode):
             raise InputError(f"{self.path}: is a folder; give an audio file (wav, flac, ogg, mp3, m4a, mp4)")
-        if self.path.stat().st_size == 0:
+        if st.st_size == 0:
             raise InputError(f"{self.path}: is empty (0 bytes); choose a recording with sound")
 
     def _probe_soundfile(self) -> tuple[int, int, int]:

@@ -441,7 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except SessionMonitorError as exc:
-        print(f"session-monitor: error: {exc}", file=sys.stderr)
+        from session_monitor.schema import show
+
+        # one printable line whatever the message holds (a file name with a newline or bad UTF-8)
+        print(f"session-monitor: error: {show(str(exc), limit=2000)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("session-monitor: aborted", file=sys.stderr)
