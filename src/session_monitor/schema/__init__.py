@@ -19,6 +19,7 @@ This package sits at the bottom of the package tree: it imports only
 :mod:`session_monitor.errors`, so any part may use it.
 """
 
+from session_monitor.schema.arrays import Array, load_arrays
 from session_monitor.schema.hints import spec_for_type, table_for_dataclass
 from session_monitor.schema.reading import (
     MAX_DOCUMENT_BYTES,
@@ -51,5 +52,6 @@ from session_monitor.schema.specs import (
 __all__ = [
     "Spec", "Bool", "Int", "Float", "Str", "Date", "List", "Table", "Map", "Union", "Nullable", "AnyValue",
     "Field", "Relation", "less", "not_above", "distinct", "spec_for_type", "table_for_dataclass",
-    "validate", "show", "load_document", "read_document", "iter_jsonl", "MAX_DOCUMENT_BYTES",
+    "validate", "show", "load_document", "read_document", "iter_jsonl", "MAX_DOCUMENT_BYTES", "Array",
+    "load_arrays",
 ]
