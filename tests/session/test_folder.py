@@ -140,3 +140,32 @@ def test_force_starts_clean_and_keeps_the_old_session_aside(tmp_path):
     assert sorted(os.listdir(folder)) == ["events.jsonl", "report.html", "session.json", "timeline.csv"]
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("s.replaced-")]
     assert len(aside) == 1 and sorted(os.listdir(aside[0])) == ["annotations.json", "audio.flac"]
+
+
+def test_report_never_writes_through_a_planted_link(tmp_path):
+    claim = claim_session_dir(tmp_path / "s")
+    store = SessionStore(claim)
+    store.start({"mode": "test"})
+    store.write(Annotation(t=1.0, label="rupture", source="test"))
+    store.finish(complete=True)
+    claim.release()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours")
+    (tmp_path / "s" / "report.html.tmp").symlink_to(outside)
+    result = run_cli("report", str(tmp_path / "s"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "report.html.tmp" in result.stderr
+    assert outside.read_text() == "not yours"
+
+
+def test_a_model_that_fails_to_load_leaves_no_folder(tmp_path):
+    """The folder is claimed before the model loads; a load that fails removes what it made."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.bin").write_text("junk")
+    (model / "config.json").write_text("{}")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[transcriber]\nmodel = "{model}"\n')
+    result = run_cli("replay", str(SHARED_DATA / "stereo_diarization.wav"), "--no-view", "--config", str(cfg),
+                     "--session-dir", str(tmp_path / "s"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot be loaded" in result.stderr
+    assert not (tmp_path / "s").exists()
