@@ -210,11 +210,11 @@ def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, role
                         analyzers=analyzers,
                         on_progress=view.progress if not args.no_view else None)
     annotations.attach(pipeline, store, dashboard)
-    if settings.session.store_audio and covers(meta.get("consent"), "audio"):
-        from session_monitor.audio.recorder import AudioRecorder
-
-        pipeline.audio_sink = AudioRecorder(folder, len(roles))
     try:
+        if settings.session.store_audio and covers(meta.get("consent"), "audio"):
+            from session_monitor.audio.recorder import AudioRecorder
+
+            pipeline.audio_sink = AudioRecorder(folder, len(roles))
         if getattr(source, "live", False):
             source.open()
             print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
@@ -236,6 +236,9 @@ def _run_claimed(args: argparse.Namespace, settings: Settings, source: Any, role
             if store.lines != lines:  # presses on the timeline after the end: in the report too
                 _report(args, store, folder)
     except BaseException as exc:
+        if not store.lines and pipeline.position == 0:  # failed before any audio (a device that would not open)
+            store.discard()
+            raise
         reason = getattr(exc, "end_reason", None) or ("device_lost" if isinstance(exc, DeviceError) else "error")
         store.finish(complete=False, extra={"end_reason": reason, "aborted": end.abort.is_set(),
                                             "error": str(exc) or type(exc).__name__})

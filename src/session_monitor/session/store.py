@@ -119,6 +119,17 @@ class SessionStore:
                 os.close(self._fd)
         self._record_end(complete, extra)
 
+    def discard(self) -> None:
+        """Close and remove this run's files: a session that failed before its first event leaves nothing."""
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
+        for path in (self.events_path, self.meta_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
     def _record_end(self, complete: bool, extra: dict[str, Any] | None) -> None:
         self.meta.update(extra or {})
         self.meta["ended_at"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
