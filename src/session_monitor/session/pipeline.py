@@ -33,7 +33,7 @@ from session_monitor.prosody.tracker import ProsodyTracker
 from session_monitor.prosody.tracker import warm_up as warm_up_prosody
 from session_monitor.session.bus import EventBus
 from session_monitor.session.stages import Analyzer, AudioSource, RunStats
-from session_monitor.settings.loader import Settings
+from session_monitor.settings.loader import ProsodySettings, Settings
 from session_monitor.speakers.attribution import RoleProsody, build_attribution
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 from session_monitor.speech.early_finals import EarlyFinals
@@ -116,7 +116,6 @@ class Pipeline:
         self._audio_ok = True
         self._lost_since: float | None = None
         self.stats = RunStats()
-        self.last_transcripts: list[Transcript] = []
 
     # -- other threads ----------------------------------------------------------------------------
 
@@ -138,9 +137,9 @@ class Pipeline:
     # -- run ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def warm_up(settings: Settings | None = None) -> None:
+    def warm_up(prosody: ProsodySettings | None = None) -> None:
         """The pitch tracker (librosa's numba compilation, if chosen), before any audio flows."""
-        warm_up_prosody(settings.prosody.pitch if settings is not None else "yin")
+        warm_up_prosody(prosody.pitch if prosody is not None else "yin")
 
     def run(self, stop: threading.Event | None = None) -> RunStats:
         """Process the whole source (or until ``stop`` is set); returns run statistics."""
@@ -416,8 +415,6 @@ class Pipeline:
         self.stats.events += 1
         if isinstance(event, Speech):
             self.stats.speech_segments += 1
-        if isinstance(event, Transcript):
-            self.last_transcripts = (self.last_transcripts + [event])[-5:]
         self.bus.publish(event)
         for analyzer in self.analyzers:
             for derived in analyzer.on_event(event):

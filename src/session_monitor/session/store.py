@@ -22,7 +22,7 @@ from typing import Any
 from session_monitor.errors import SessionDirError
 from session_monitor.events import Event, Transcript, event_to_json
 
-__all__ = ["SessionStore", "new_session_dir", "prepare_session_dir", "read_events"]
+__all__ = ["SessionStore", "new_session_dir", "prepare_session_dir"]
 
 
 def new_session_dir(root: str | Path) -> Path:
@@ -136,20 +136,3 @@ class SessionStore:
             os.replace(tmp, self.meta_path)
         except OSError as exc:
             raise SessionDirError(f"{self.meta_path}: cannot be written ({exc.strerror})") from None
-
-
-def read_events(folder: str | Path) -> list[dict[str, Any]]:
-    """Events of a session folder as dicts; a torn last line (crash) is skipped."""
-    path = Path(folder) / "events.jsonl"
-    if not path.is_file():
-        raise SessionDirError(f"{folder}: has no events.jsonl; give a session folder written by session-monitor")
-    out = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for i, line in enumerate(lines):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise SessionDirError(f"{path}: line {i + 1} is not valid JSON; the file was edited or damaged") from None
-    return out
