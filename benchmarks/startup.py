@@ -150,7 +150,7 @@ def child(folder: str) -> None:
     import onnxruntime  # noqa: F401
 
     mark("import onnxruntime")
-    pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, analyzers=analyzers)
+    pipeline = Pipeline.from_settings(settings, source, bus, roles=roles, worker=worker, analyzers=analyzers)
     mark("pipeline (Silero VAD sessions)")
     source.open()
     mark("open capture stream")

@@ -111,7 +111,7 @@ def _header(name: str, result: TuneResult, sessions: list[Any], started_from: st
 
 
 def cmd_tune(args: Any) -> int:
-    """The ``tune`` subcommand (wired in cli.py)."""
+    """The ``tune`` subcommand."""
     objective = _objective(args)
     path = clinician_file(args.clinician)
     below = load_settings(args.config)

@@ -139,7 +139,7 @@ def _counts(result: dict[str, Any]) -> tuple[float, ...]:
 
 
 def pool(counts: Sequence[tuple[float, ...]]) -> dict[str, Any]:
-    """Figures pooled over sessions (sums of counts; see evaluate.py for the definitions)."""
+    """Figures pooled over sessions (sums of counts; see clinician/metrics.py for the definitions)."""
     alerts, fa, ruptures, detected, delay_sum, duration = (sum(c[i] for c in counts) for i in range(6))
     precision = (alerts - fa) / alerts if alerts else None
     recall = detected / ruptures if ruptures else None

@@ -127,7 +127,7 @@ class SessionRun:
             self.bus.subscribe(self.store.write)
         for sink in sinks:
             self.bus.subscribe(sink)
-        self.pipeline = Pipeline(s, self.source, self.bus, roles=self.roles, worker=worker,
+        self.pipeline = Pipeline.from_settings(s, self.source, self.bus, roles=self.roles, worker=worker,
                                  deterministic=self.deterministic, analyzers=self.analyzers,
                                  on_progress=on_progress)
         if s.session.store_audio and covers(self.meta.get("consent"), "audio"):
