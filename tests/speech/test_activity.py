@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from session_monitor.audio.frames import Frame
-from session_monitor.events import Speech
+from session_monitor.events import Speech, SpeechOnset
 from session_monitor.settings.loader import load_settings
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 from support.audio import SR, espeak, frames, noise, shared_file

@@ -50,7 +50,7 @@ def cmd_evaluate(args: Any) -> int:
         raise InputError(f"{args.session_dir}: not a folder; give a session folder written by session-monitor")
     events = read_events(args.session_dir)
     found = require_annotations(args.session_dir, args.annotations, settings=settings, events=events)
-    alerts = rerun_alerts(events, full, tick_s=session_tick_s(args.session_dir, full)) if args.rerun else None
+    alerts = rerun_alerts(events, full, tick_s=session_tick_s(args.session_dir, full.audio)) if args.rerun else None
     result = evaluate(args.session_dir, found.intervals, settings, alerts=alerts)
     result["annotations"] = found.source
     result["alerts_from"] = "rerun" if args.rerun else "recorded"

@@ -133,7 +133,7 @@ def cmd_tune(args: Any) -> int:
             continue
         print(f"session-monitor: reading {folder} ({len(found.intervals)} ruptures, annotations: {found.source})",
               file=sys.stderr, flush=True)
-        sessions.append(prepare_session(Path(folder), events, found, start, tick_s=session_tick_s(folder, start)))
+        sessions.append(prepare_session(Path(folder), events, found, start, tick_s=session_tick_s(folder, start.audio)))
     if len(sessions) < 2:
         raise InputError(f"tune needs at least 2 annotated sessions for cross-validation; got {len(sessions)}: "
                          "annotate more sessions (docs/annotations.md)")

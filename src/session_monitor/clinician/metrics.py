@@ -37,7 +37,7 @@ from typing import Any
 from session_monitor.errors import InputError
 from session_monitor.event_log import read_events
 from session_monitor.events import RUPTURE_KINDS, alert_spans
-from session_monitor.settings.loader import EvaluateSettings
+from session_monitor.settings.loader import AudioSettings, EvaluateSettings, Settings
 
 __all__ = ["KINDS", "Interval", "alert_episodes", "evaluate", "load_annotations", "rerun_alerts", "session_tick_s",
            "score"]
@@ -175,7 +175,7 @@ def score(alerts: list[Interval], ruptures: list[Interval], duration_s: float,
     return _scores(alerts, ruptures, duration_s, settings)
 
 
-def rerun_alerts(events: list[dict[str, Any]], settings: Any, *, tick_s: float) -> list[Interval]:
+def rerun_alerts(events: list[dict[str, Any]], settings: Settings, *, tick_s: float) -> list[Interval]:
     """Alert episodes of the rupture model re-run with ``settings`` (a whole
     :class:`~session_monitor.settings.loader.Settings`) over a session's recorded events."""
     from session_monitor.events import event_to_dict
@@ -215,11 +215,11 @@ def evaluate(session_dir: str | Path, annotations: str | Path | list[Interval],
     return result
 
 
-def session_tick_s(session_dir: str | Path, settings: Any) -> float:
+def session_tick_s(session_dir: str | Path, audio: AudioSettings) -> float:
     """The pipeline block of a recorded session in seconds (its analyzers ticked at block ends):
-    ``audio.block_ms`` from its session.json, else from ``settings``."""
+    ``audio.block_ms`` from its session.json, else from ``audio`` (the [audio] section)."""
     try:
         meta = json.loads((Path(session_dir) / "session.json").read_text(encoding="utf-8"))
         return float(meta["settings"]["values"]["audio"]["block_ms"]) / 1000.0
     except (OSError, ValueError, KeyError, TypeError):
-        return settings.audio.block_ms / 1000.0
+        return audio.block_ms / 1000.0
