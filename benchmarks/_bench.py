@@ -35,7 +35,7 @@ _TICK_S = os.sysconf("SC_CLK_TCK")
 def cli() -> list[str]:
     """The ``session-monitor`` command of this venv (its console script, as a user runs it)."""
     script = Path(sys.executable).parent / "session-monitor"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "session_monitor.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "session_monitor"]
 
 
 # -- the machine ---------------------------------------------------------------------------------------------
@@ -45,16 +45,16 @@ def warm_pipeline(settings: Any, *, asr: bool) -> Any:
 
     Model loading and warm-up happen here, outside every timed region.
     """
-    from session_monitor.pipeline import Pipeline
-    from session_monitor.asr_backend import WhisperBackend
-    from session_monitor.transcriber import TranscriptionWorker
+    from session_monitor.session.pipeline import Pipeline
+    from session_monitor.speech.asr_backend import WhisperBackend
+    from session_monitor.speech.transcriber import TranscriptionWorker
 
     worker = None
     if asr:
         backend = WhisperBackend(settings.transcriber)
         backend.warm_up()
         worker = TranscriptionWorker(backend, settings.transcriber)
-    Pipeline.warm_up(settings)
+    Pipeline.warm_up(settings.prosody)
     return worker
 
 

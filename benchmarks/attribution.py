@@ -43,15 +43,15 @@ def _mono_file(path: Path, tmp: Path) -> Path:
 
 
 def run_once(path: Path, *, attribution: bool, asr: bool) -> dict:
-    from session_monitor import attribution as attribution_module
-    from session_monitor.audio.replay import FileSource
-    from session_monitor.bus import EventBus
+    from session_monitor.audio.file_source import FileSource
     from session_monitor.events import Speech
-    from session_monitor.pipeline import Pipeline
-    from session_monitor.prosody import ProsodyTracker
-    from session_monitor.rupture import build_analyzers
-    from session_monitor.settings import load_settings
-    from session_monitor.speech_activity import SpeechActivity, UtteranceReady
+    from session_monitor.prosody.tracker import ProsodyTracker
+    from session_monitor.rupture.model import build_analyzers
+    from session_monitor.session.bus import EventBus
+    from session_monitor.session.pipeline import Pipeline
+    from session_monitor.settings.loader import load_settings
+    from session_monitor.speakers import attribution as attribution_module
+    from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 
     settings = load_settings(overrides={"attribution": {"enabled": attribution}})
     import _bench
@@ -93,7 +93,7 @@ def run_once(path: Path, *, attribution: bool, asr: bool) -> dict:
         patch(ProsodyTracker, "process", timing("prosody_s"))
     try:
         source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
-        pipeline = Pipeline(settings, source, EventBus(), roles=["unknown"], worker=worker,
+        pipeline = Pipeline.from_settings(settings, source, EventBus(), roles=["unknown"], worker=worker,
                             analyzers=build_analyzers(settings), deterministic=True)
         t0 = time.perf_counter()
         stats = pipeline.run()

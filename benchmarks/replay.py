@@ -72,13 +72,13 @@ def _cpu_s() -> float:
 
 
 def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dict:
-    from session_monitor.audio.replay import FileSource
-    from session_monitor.bus import EventBus
-    from session_monitor.cli import parse_roles
-    from session_monitor.pipeline import Pipeline
-    from session_monitor.rupture import build_analyzers
-    from session_monitor.session_store import SessionStore, prepare_session_dir
-    from session_monitor.settings import load_settings
+    from session_monitor.audio.file_source import FileSource
+    from session_monitor.cli.main import parse_roles
+    from session_monitor.rupture.model import build_analyzers
+    from session_monitor.session.bus import EventBus
+    from session_monitor.session.pipeline import Pipeline
+    from session_monitor.session.store import SessionStore, prepare_session_dir
+    from session_monitor.settings.loader import load_settings
 
     settings = load_settings(overrides=overrides)
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
@@ -91,7 +91,7 @@ def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dic
         store = SessionStore(prepare_session_dir(Path(tmp) / "s"))
         bus = EventBus()
         bus.subscribe(store.write)
-        pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, analyzers=build_analyzers(settings),
+        pipeline = Pipeline.from_settings(settings, source, bus, roles=roles, worker=worker, analyzers=build_analyzers(settings),
                             deterministic=True)
         cpu0 = _cpu_s()
         t0 = time.perf_counter()
@@ -108,8 +108,8 @@ def measure_bare(path: str) -> dict:
     import soxr
     from faster_whisper import WhisperModel
 
-    from session_monitor.asr_backend import resolve_model
-    from session_monitor.settings import load_settings
+    from session_monitor.settings.loader import load_settings
+    from session_monitor.speech.asr_backend import resolve_model
 
     s = load_settings().transcriber
     target, _ = resolve_model(s)
@@ -141,9 +141,9 @@ def measure_vad(path: str) -> dict:
     import soundfile as sf
     import soxr
 
-    from session_monitor.pitch import periodicity, yin_frames
-    from session_monitor.settings import load_settings
-    from session_monitor.speech_activity import CHUNK, SileroVad
+    from session_monitor.prosody.pitch import periodicity, yin_frames
+    from session_monitor.settings.loader import load_settings
+    from session_monitor.speech.activity import CHUNK, SileroVad
 
     settings = load_settings()
     p = settings.prosody

@@ -5,7 +5,7 @@ Replays ``sample_audio/demo_session.flac`` through the full pipeline (the
 baseline: its wall time, measured in this run), then feeds the recorded events to
 
 - a no-op analyzer (the cost of the replay harness itself), and
-- the rupture model (:class:`session_monitor.rupture.RuptureModel`),
+- the rupture model (:class:`session_monitor.rupture.model.RuptureModel`),
 
 each ``--repeat`` times, ticking at the pipeline's 96 ms blocks. Prints events per
 second, microseconds per event, and the rupture model's share of the full
@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from session_monitor.cli import main as cli_main
-from session_monitor.rupture import OUTPUT_TYPES, RuptureModel, run_on_events
-from session_monitor.session_store import read_events
-from session_monitor.settings import load_settings
+from session_monitor.cli.main import main as cli_main
+from session_monitor.event_log import read_events
+from session_monitor.rupture.model import OUTPUT_TYPES, RuptureModel, run_on_events
+from session_monitor.settings.loader import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def main() -> int:
 
     typed = [event_from_dict(e) for e in events]
     base = _time(NoOp, typed, args.repeat)
-    model = _time(lambda: RuptureModel(settings), typed, args.repeat)
+    model = _time(lambda: RuptureModel.from_settings(settings), typed, args.repeat)
     b, m = statistics.median(base), statistics.median(model)
     alone = max(m - b, 1e-9)
 

@@ -42,8 +42,8 @@ BASELINE = """
 import time, sys
 t0 = time.monotonic()
 from faster_whisper import WhisperModel
-from session_monitor.settings import load_settings
-from session_monitor.asr_backend import resolve_model
+from session_monitor.settings.loader import load_settings
+from session_monitor.speech.asr_backend import resolve_model
 import numpy as np
 s = load_settings().transcriber
 model = WhisperModel(resolve_model(s)[0], device=s.device, compute_type=s.compute_type, cpu_threads=s.cpu_threads)
@@ -90,16 +90,16 @@ def child(folder: str) -> None:
     def mark(name: str) -> None:
         steps.append((name, time.monotonic(), rss_mb()))
 
-    from session_monitor import cli
+    from session_monitor.cli import main as cli
 
-    mark("import session_monitor.cli")
+    mark("import session_monitor.cli.main")
     args = cli.build_parser().parse_args(["live", "--device", "pulse", "--roles", "therapist,patient", "--consent",
                                           b.CONSENT, "--session-dir", folder, "--no-view", "--no-report"])
-    from session_monitor.settings import load_settings
+    from session_monitor.settings.loader import load_settings
 
     settings = load_settings(args.config, clinician=args.clinician)
     mark("parse args + load settings")
-    from session_monitor.consent import load_consent
+    from session_monitor.session.consent import load_consent
 
     consent = load_consent(args.consent)
     mark("consent")
@@ -112,13 +112,13 @@ def child(folder: str) -> None:
     source = MicrophoneSource(device["index"], channels=2, capture_rate=a.capture_rate, block_ms=a.block_ms,
                               capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
     mark("microphone source")
-    from session_monitor.bus import EventBus
-    from session_monitor.pipeline import Pipeline
-    from session_monitor.rupture import build_analyzers
-    from session_monitor.session_store import SessionStore, prepare_session_dir
-    from session_monitor.terminal_view import TerminalView  # noqa: F401
-    from session_monitor.asr_backend import WhisperBackend, resolve_model
-    from session_monitor.transcriber import TranscriptionWorker
+    from session_monitor.cli.terminal_view import TerminalView  # noqa: F401
+    from session_monitor.rupture.model import build_analyzers
+    from session_monitor.session.bus import EventBus
+    from session_monitor.session.pipeline import Pipeline
+    from session_monitor.session.store import SessionStore, prepare_session_dir
+    from session_monitor.speech.asr_backend import WhisperBackend, resolve_model
+    from session_monitor.speech.transcriber import TranscriptionWorker
 
     mark("import pipeline, transcriber, store, view")
     analyzers = build_analyzers(settings)
@@ -137,7 +137,7 @@ def child(folder: str) -> None:
         import librosa.core.pitch  # noqa: F401  (librosa loads lazily: this is what yin pulls in)
 
         mark("import librosa.core.pitch (scipy, numba)")
-    Pipeline.warm_up(settings)
+    Pipeline.warm_up(settings.prosody)
     mark(f"pitch tracker warm-up ({settings.prosody.pitch})")
     worker = TranscriptionWorker(backend, settings.transcriber)
     bus = EventBus()
@@ -150,7 +150,7 @@ def child(folder: str) -> None:
     import onnxruntime  # noqa: F401
 
     mark("import onnxruntime")
-    pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, analyzers=analyzers)
+    pipeline = Pipeline.from_settings(settings, source, bus, roles=roles, worker=worker, analyzers=analyzers)
     mark("pipeline (Silero VAD sessions)")
     source.open()
     mark("open capture stream")

@@ -45,20 +45,20 @@ COPIED = ["demo_session", "withdrawal_only", "confrontation_repair", "heldout_mi
 BAD_PROFILE = "[fusion]\nalert_on = 0.45\nalert_off = 0.44\noff_hold_s = 0.0\nevidence_tau_s = 60.0\nrelease_s = 0.5\n"
 BASELINE = """
 import sys, time
-from session_monitor.rupture import RuptureModel, run_on_events
-from session_monitor.session_store import read_events
-from session_monitor.settings import load_settings
+from session_monitor.rupture.model import RuptureModel, run_on_events
+from session_monitor.event_log import read_events
+from session_monitor.settings.loader import load_settings
 settings = load_settings()
 sessions = [read_events(p) for p in sys.argv[1:]]
 t0 = time.perf_counter()
 for events in sessions:
-    run_on_events(RuptureModel(settings), events)
+    run_on_events(RuptureModel.from_settings(settings), events)
 print(time.perf_counter() - t0)
 print("PEAK_RSS_KB", __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 """
 TUNE = """
 import resource, sys
-from session_monitor.cli import main
+from session_monitor.cli.main import main
 code = main(sys.argv[1:])
 print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 sys.exit(code)
@@ -85,7 +85,7 @@ def _replay_all(into: Path) -> dict[str, Path]:
         folder = into / name
         if not (folder / "events.jsonl").is_file():
             print(f"replaying {name} ...", file=sys.stderr, flush=True)
-            subprocess.run([sys.executable, "-m", "session_monitor.cli", "replay",
+            subprocess.run([sys.executable, "-m", "session_monitor", "replay",
                             str(ROOT / "sample_audio" / f"{name}.flac"), "--session-dir", str(folder), "--force",
                             "--no-view", "--no-report"], check=True, capture_output=True)
         out[name] = folder

@@ -12,11 +12,13 @@ import math
 import string
 import typing
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from session_monitor.clinician.metrics import KINDS, load_annotations
 from session_monitor.errors import ConfigError, InputError
-from session_monitor.evaluate import KINDS, load_annotations
-from session_monitor.settings import Settings, load_settings
+from session_monitor.settings.loader import Settings, load_settings
 
 SECTIONS = {
     f.name: typing.get_type_hints(Settings)[f.name]

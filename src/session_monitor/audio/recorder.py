@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SessionDirError
-from .frames import SAMPLE_RATE
+from session_monitor.audio.frames import SAMPLE_RATE
+from session_monitor.errors import SessionDirError
 
 __all__ = ["AudioRecorder"]
 

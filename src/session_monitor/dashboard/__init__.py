@@ -6,6 +6,6 @@ event. The page, its script and its style ship in ``static/``: nothing is fetche
 from the network.
 """
 
-from .server import ANNOTATION_LABELS, Dashboard, is_loopback, new_token
+from session_monitor.dashboard.server import ANNOTATION_LABELS, Dashboard, is_loopback, new_token
 
 __all__ = ["ANNOTATION_LABELS", "Dashboard", "is_loopback", "new_token"]

@@ -18,7 +18,7 @@ import math
 from collections import deque
 from typing import Any
 
-from ..events import Event
+from session_monitor.events import Event
 
 __all__ = ["PAGE_EVENT_TYPES", "Feed", "Timeline", "page_message"]
 

@@ -34,10 +34,10 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import ConfigError
-from ..events import Event
-from .access import LOOPBACK_NAMES, Guard, is_loopback, json_error, new_token
-from .feed import PAGE_EVENT_TYPES, Feed, page_message
+from session_monitor.dashboard.access import LOOPBACK_NAMES, Guard, is_loopback, json_error, new_token
+from session_monitor.dashboard.feed import PAGE_EVENT_TYPES, Feed, page_message
+from session_monitor.errors import ConfigError
+from session_monitor.events import Event
 
 __all__ = ["ANNOTATION_LABELS", "Dashboard", "is_loopback", "new_token"]
 

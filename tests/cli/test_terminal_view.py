@@ -1,0 +1,58 @@
+"""The terminal view: what a user without a browser sees, rendered by rich."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from session_monitor.cli.terminal_view import TerminalView
+from session_monitor.events import Health, Prosody, Signal, Speech, SpeechOnset, Transcript
+from session_monitor.session.pipeline import RunStats
+
+
+def render(view: TerminalView) -> str:
+    console = Console(record=True, width=120, force_terminal=True, color_system=None)
+    console.print(view)
+    return console.export_text()
+
+
+def test_levels_silence_transcript_and_health_are_shown():
+    view = TerminalView(console=Console(force_terminal=True), total_s=100.0, title="demo.flac")
+    view(Prosody(t=1.0, speaker="therapist", intensity_db=-24.0, intensity_z=0.1, f0_semitones=0.0))
+    view(Prosody(t=1.0, speaker="patient", intensity_db=-60.0, intensity_z=None, f0_semitones=None))
+    view(SpeechOnset(t=1.1, speaker="therapist", start=0.5))
+    view(Speech(t=4.2, speaker="therapist", start=0.5, end=4.0))
+    view(Transcript(t=4.6, speaker="therapist", start=0.5, end=4.0, text="How are you feeling today?"))
+    view(Health(t=7.4, overflows=2, asr_queue=1, asr_lag_s=0.8, audio_ok=True))
+    view(Signal(t=7.5, likelihood=0.42, withdrawal=0.42, confrontation=0.05))
+    view.progress(50.0, RunStats(audio_s=50.0, wall_s=2.0))
+    text = render(view)
+    assert "therapist" in text and "-24.0 dBFS" in text and "-60.0 dBFS" in text
+    assert "silence" in text and " 3.5 s" in text  # 7.5 - 4.0
+    assert "therapist: How are you feeling today?" in text
+    assert "overflows 2" in text and "ASR queue 1" in text and "lag  0.8 s" in text
+    assert "rupture" in text and "0.42" in text
+    assert "25.0x real time" in text
+
+
+def test_lost_audio_is_loud():
+    view = TerminalView(console=Console(force_terminal=True))
+    view(Health(t=3.0, audio_ok=False, message="audio lost: 'pulse' stopped delivering; retrying"))
+    text = render(view)
+    assert "AUDIO LOST" in text and "stopped delivering; retrying" in text
+
+
+def test_speaking_hides_the_silence_counter():
+    view = TerminalView(console=Console(force_terminal=True))
+    view(Speech(t=2.2, speaker="patient", start=0.0, end=2.0))
+    view(SpeechOnset(t=5.1, speaker="patient", start=5.0))
+    view(Prosody(t=6.0, speaker="patient", intensity_db=-30.0, intensity_z=0.0, f0_semitones=None))
+    lines = [line for line in render(view).splitlines() if "silence" in line]
+    assert lines and lines[0].rstrip(" │").endswith("-")
+
+
+def test_a_final_transcript_replaces_its_interim_line():
+    view = TerminalView(console=Console(force_terminal=True))
+    view(Transcript(t=8.0, speaker="patient", start=1.0, end=8.0, text="I went to the", final=False))
+    view(Transcript(t=9.5, speaker="patient", start=1.0, end=9.0, text="I went to the shop yesterday."))
+    text = render(view)
+    assert text.count("patient: I went to the") == 1 and "shop yesterday." in text

@@ -1,0 +1,91 @@
+"""The post-session report: summary figures against known events, and the page in a real browser."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import stat
+
+import pytest
+
+from session_monitor.report.summary import summarize
+from support.cli import events, run_cli
+
+
+def _speech(speaker, start, end):
+    return {"type": "speech", "t": end + 0.2, "speaker": speaker, "start": start, "end": end}
+
+
+HAND_MADE = [
+    {"type": "session", "t": 0.0, "state": "started"},
+    _speech("therapist", 0.0, 4.0),
+    {"type": "gap", "t": 5.1, "from_speaker": "therapist", "to_speaker": "patient", "start": 4.0, "end": 5.0,
+     "duration_s": 1.0},
+    _speech("patient", 5.0, 6.0),
+    {"type": "gap", "t": 6.6, "from_speaker": "patient", "to_speaker": "therapist", "start": 6.0, "end": 6.5,
+     "duration_s": 0.5},
+    _speech("therapist", 6.5, 10.0),
+    {"type": "gap", "t": 14.1, "from_speaker": "therapist", "to_speaker": "patient", "start": 10.0, "end": 14.0,
+     "duration_s": 4.0},
+    _speech("patient", 14.0, 15.0),
+    {"type": "marker", "t": 14.5, "speaker": "patient", "kind": "withdrawal", "marker": "minimal_response",
+     "strength": 0.9, "start": 10.0, "end": 14.0, "explanation": "4.0 s silence after your question"},
+    {"type": "alert", "t": 14.6, "state": "on", "kind": "withdrawal"},
+    {"type": "marker", "t": 16.0, "speaker": "therapist", "kind": "repair", "marker": "validating",
+     "strength": 0.8, "start": 15.5, "end": 16.0, "explanation": "you validated the patient"},
+    {"type": "signal", "t": 17.0, "likelihood": 0.7, "withdrawal": 0.7, "confrontation": 0.0, "evidence": []},
+]
+
+
+def test_summary_of_known_events():
+    s = summarize(HAND_MADE, complete=False)
+    assert s.talk_s == pytest.approx({"therapist": 7.5, "patient": 2.0})
+    assert s.talk_share["therapist"] == pytest.approx(7.5 / 9.5)
+    assert s.median_latency_s == pytest.approx({"patient": 2.5, "therapist": 0.5})
+    assert [round(x.duration_s, 3) for x in s.longest_silences] == [4.0, 1.0, 0.5]
+    assert (s.longest_silences[0].before, s.longest_silences[0].after) == ("therapist", "patient")
+    # the alert was still on when the session ended early: an open episode, repaired at 16.0
+    assert len(s.episodes) == 1
+    ep = s.episodes[0]
+    assert (ep.kind, ep.open_at_end, ep.repaired, ep.repair_t) == ("withdrawal", True, True, 16.0)
+    assert ep.subtypes == ("minimal_response",)
+    assert s.subtype_counts == {("repair", "validating"): 1, ("withdrawal", "minimal_response"): 1}
+
+
+@pytest.mark.slow
+def test_report_of_the_demo_session_in_a_browser(tmp_path, replayed, browser):
+    session = tmp_path / "demo"
+    shutil.copytree(replayed("demo_session"), session)
+    for name in ("report.html", "timeline.csv"):
+        (session / name).unlink(missing_ok=True)
+    result = run_cli("report", str(session))
+    assert result.returncode == 0, result.stderr
+    html_path, csv_path = session / "report.html", session / "timeline.csv"
+    for path in (html_path, csv_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = html_path.read_text()
+    assert "http://" not in text and "https://" not in text and "<script" not in text, "self-contained"
+
+    signals = [e for e in events(session) if e["type"] == "signal"]
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(signals)
+    assert float(rows[-1]["t"]) == pytest.approx(signals[-1]["t"])
+
+    page = browser.new_page(viewport={"width": 1200, "height": 1300})
+    try:
+        page.goto(html_path.as_uri())
+        box = page.locator("#timeline").bounding_box()
+        assert box and box["width"] > 800 and box["height"] > 150
+        assert page.locator("#timeline polyline.likelihood").count() == 1
+        points = page.locator("#timeline polyline.likelihood").get_attribute("points").split()
+        assert len(points) > 100
+        assert page.locator("#timeline rect.band").count() >= 2
+        kinds = page.locator("#episodes tr.episode td:nth-child(2)").all_inner_texts()
+        assert [k.split()[0] for k in kinds] == ["withdrawal", "confrontation"]
+        assert page.locator("#transcript li").count() > 20
+        assert page.locator("#transcript .chip").count() > 5
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        shutil.copy(tmp_path / "report.png", "/tmp/report_demo.png")
+    finally:
+        page.close()

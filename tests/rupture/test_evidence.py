@@ -1,0 +1,231 @@
+"""Timing, voice, turn-taking and therapist evidence on synthetic conversations."""
+
+from __future__ import annotations
+
+from session_monitor.events import Alert, Marker, Overlap, Signal, event_to_json
+from support.conversation import Conversation, run
+
+OPEN_Q = "How are you feeling about your father now?"
+
+
+def markers(events, name=None, speaker=None):
+    return [e for e in events if isinstance(e, Marker) and (name is None or e.marker == name)
+            and (speaker is None or e.speaker == speaker)]
+
+
+def alerts(events):
+    return [e for e in events if isinstance(e, Alert)]
+
+
+def test_long_latency_then_quiet_minimal_reply_is_withdrawal_and_alerts():
+    conv = Conversation()
+    conv.warm_up()
+    q_end = conv.turn("therapist", OPEN_Q)[1]
+    _start, _ = conv.turn("patient", "I don't know.", gap_s=3.8, level_db=-38.0)
+    out = run(conv)
+    latency = markers(out, "minimal_response")
+    assert any(m.cue == "timing" and m.explanation == "3.8 s silence after your question" for m in latency)
+    assert any(m.cue == "lexical" and "short answer 'I don't know.'" in m.explanation for m in latency)
+    lowered = markers(out, "lowered_voice")[0]
+    assert lowered.kind == "withdrawal" and "8 dB quieter" in lowered.explanation
+    on = [a for a in alerts(out) if a.state == "on"]
+    assert on and on[0].kind == "withdrawal"
+    assert on[0].t - q_end < 5.0  # within 5 s of the start of the silence
+
+
+def test_reflective_silence_without_other_cues_does_not_alert():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "What do you notice when you think about the two of you now?")
+    conv.turn("patient", "I think I notice that I miss him more than I expected, we used to talk every day.",
+              gap_s=4.5)
+    out = run(conv)
+    assert markers(out, speaker="patient") == []
+    assert alerts(out) == []
+
+
+def test_i_guess_alone_does_not_alert():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", OPEN_Q)
+    conv.turn("patient", "I guess.")
+    out = run(conv)
+    assert [m.marker for m in markers(out, speaker="patient")] == ["minimal_response"]
+    assert alerts(out) == []
+    assert max(e.likelihood for e in out if isinstance(e, Signal)) < 0.5
+
+
+def test_minimal_response_near_miss_short_answer_to_closed_question():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "Is that still on your mind?")
+    conv.turn("patient", "Yes, exactly.")
+    assert markers(run(conv), speaker="patient") == []
+
+
+def test_silence_after_question_alone_does_not_alert():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", OPEN_Q)
+    conv.turn("therapist", "Take your time.", gap_s=6.0)  # no answer: the therapist speaks again
+    out = run(conv)
+    no_answer = markers(out, "minimal_response")
+    assert len(no_answer) == 1 and no_answer[0].explanation == "no answer for 6.0 s after your question"
+    assert alerts(out) == []
+
+
+def test_raised_voice_with_complaint_and_interruption_is_confrontation():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "Let's go back to the list of worries from last time and look at it together.")
+    conv.turn("patient", "You don't understand what I'm saying.", level_db=-23.0, f0_hz=135.0, interrupt_s=1.0)
+    out = run(conv)
+    raised = markers(out, "raised_voice")[0]
+    assert raised.kind == "confrontation" and "7 dB louder and 4 semitones higher" in raised.explanation
+    assert markers(out, "interrupting_therapist")[0].explanation == "patient talked over you (1.0 s)"
+    assert markers(out, "complaint_about_therapist")[0].explanation == \
+        "patient complains about you: 'You don't understand what I'm saying.'"
+    on = [a for a in alerts(out) if a.state == "on"]
+    assert [a.kind for a in on] == ["confrontation"]
+
+
+def test_raised_voice_alone_does_not_alert():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "What happened at work this week?")
+    conv.turn("patient", "My manager gave me a new project and a new desk near the window.", level_db=-23.0)
+    out = run(conv)
+    assert [m.marker for m in markers(out, speaker="patient")] == ["raised_voice"]
+    assert alerts(out) == []
+
+
+def test_quiet_voice_over_turns_builds_a_trend():
+    conv = Conversation()
+    conv.warm_up()
+    for _ in range(3):
+        conv.turn("therapist", "That sounds important to you, and I appreciate you sharing it.")
+        conv.turn("patient", "It was a long week at the office and I mostly stayed at home after.", level_db=-37.0)
+    conv.turn("therapist", "I see.")  # the patient's third turn ends when the therapist speaks
+    trend = [m for m in markers(run(conv), "lowered_voice") if "turns in a row" in m.explanation]
+    assert trend and "for 3 turns in a row" in trend[-1].explanation
+
+
+def test_baseline_is_relative_to_the_speaker():
+    # a patient who is always quiet is not "lowered": the baseline is their own
+    conv = Conversation()
+    for i in range(6):
+        conv.turn("therapist", "That sounds important to you, and I appreciate you sharing it.")
+        conv.turn("patient", f"Yes, the week went well and I managed to see friends on day {i}.", level_db=-42.0)
+    assert markers(run(conv), "lowered_voice") == []
+
+
+def test_talk_share_collapse():
+    conv = Conversation()
+    for i in range(6):
+        conv.turn("therapist", "That sounds important to you, and I appreciate you sharing it with me.")
+        conv.turn("patient", f"Yes, the week went well and I managed to see friends on day {i} which helped "
+                  "me a lot because I was lonely.")
+    for _ in range(6):
+        conv.turn("therapist", "I wonder what it was like for you when your father said that to you at the "
+                  "dinner table in front of everyone.")
+        conv.turn("patient", "Fine.")
+    share = [m for m in markers(run(conv), "minimal_response") if m.cue == "turn_taking"]
+    assert share and "of the last 60 s" in share[0].explanation
+
+
+def test_therapist_question_from_rising_pitch():
+    conv = Conversation()
+    conv.warm_up()
+    # no question mark, no question words: the rising end makes it a question
+    conv.turn("therapist", "You went to see him after all", rising=True)
+    conv.turn("patient", "Yes.", gap_s=4.0, level_db=-38.0)
+    latency = [m for m in markers(run(conv), "minimal_response") if m.cue == "timing"]
+    assert latency and latency[0].explanation.endswith("after your question")
+
+
+def test_therapist_directive_interrupting_and_lecturing():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "You need to do the breathing exercise every morning.")
+    conv.turn("patient", "I tried it on Monday but then the week got very busy at work.")
+    conv.turn("therapist", "Well the thing is that", interrupt_s=1.0)
+    conv.turn("therapist", " ".join(["and we know that practice matters"] * 20), duration_s=35.0, gap_s=0.3)
+    out = run(conv)
+    assert markers(out, "therapist_directive")[0].speaker == "therapist"
+    assert markers(out, "therapist_interrupting")[0].explanation == "you talked over the patient (1.0 s)"
+    assert "without the patient speaking" in markers(out, "therapist_dominance")[0].explanation
+    assert alerts(out) == []  # therapist contributions raise the risk, they do not alert alone
+
+
+def test_few_reflections():
+    conv = Conversation()
+    for i in range(7):
+        conv.turn("therapist", "Okay. Next topic then.")
+        conv.turn("patient", f"My brother visited on day {i} and we cooked dinner together at his place.")
+    few = markers(run(conv), "therapist_few_reflections")
+    assert few and few[0].explanation == "your last 6 turns did not reflect the patient's own words"
+
+
+def test_reflections_reset_the_count():
+    conv = Conversation()
+    for i in range(7):
+        conv.turn("therapist", "It sounds like that mattered to you.")
+        conv.turn("patient", f"My brother visited on day {i} and we cooked dinner together at his place.")
+    assert markers(run(conv), "therapist_few_reflections") == []
+
+
+def test_repair_markers_from_the_therapist():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "You're right, I've been pushing the exercises. Can we talk about how our sessions "
+              "have been going for you?")
+    names = {m.marker for m in markers(run(conv), speaker="therapist")}
+    assert {"acknowledging_own_part", "meta_communication"} <= names
+    assert all(m.kind == "repair" for m in markers(run(conv), speaker="therapist"))
+
+
+def test_unknown_speaker_gives_no_evidence_and_no_crash():
+    conv = Conversation()
+    for i in range(5):
+        conv.turn("unknown", "You don't understand what I'm saying, this isn't helping.", level_db=-20.0)
+        conv.turn("unknown", "I don't know.", gap_s=5.0, level_db=-45.0)
+    out = run(conv)
+    assert markers(out) == []
+    assert alerts(out) == []
+    assert any(isinstance(e, Signal) for e in out)
+
+
+def test_deterministic():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", OPEN_Q)
+    conv.turn("patient", "I don't know.", gap_s=3.8, level_db=-38.0)
+    conv.turn("therapist", "We keep going round in circles.")
+    conv.turn("patient", "This isn't helping.", level_db=-22.0, interrupt_s=0.8)
+    first = [event_to_json(e) for e in run(conv)]
+    second = [event_to_json(e) for e in run(conv)]
+    assert first == second
+
+
+def test_markers_carry_schema_fields():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", OPEN_Q)
+    conv.turn("patient", "I don't know.", gap_s=3.8, level_db=-38.0)
+    for m in markers(run(conv)):
+        assert m.speaker in ("therapist", "patient")
+        assert m.kind in ("withdrawal", "confrontation", "repair")
+        assert 0.0 <= m.strength <= 1.0
+        assert m.start <= m.end
+        assert m.explanation and "\n" not in m.explanation
+        assert m.cue in ("lexical", "timing", "prosody", "turn_taking")
+
+
+def test_overlap_below_minimum_is_not_an_interruption():
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "Let's look at the plan.")
+    conv.turn("patient", "Mm okay, sounds good to me today.", interrupt_s=0.2)
+    out = run(conv)
+    assert any(isinstance(e, Overlap) for e in conv.events)
+    assert markers(out, "interrupting_therapist") == []
