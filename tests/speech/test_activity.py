@@ -9,7 +9,7 @@ from session_monitor.audio.frames import Frame
 from session_monitor.events import Speech, SpeechOnset
 from session_monitor.settings.loader import load_settings
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
-from support.audio import SR, espeak, frames, noise, shared_file
+from support.audio import SR, espeak, frames, noise, place, shared_file
 
 TOLERANCE_S = 0.030  # the bound on boundary error
 
@@ -20,14 +20,6 @@ def run_vad(signal: np.ndarray, *, speaker: str = "unknown", channel: int = 0):
     for start, block in frames(signal):
         out += vad.process(Frame(start, channel, block))
     return out + vad.flush()
-
-
-def place(total_s: float, pieces: list[tuple[float, np.ndarray]], *, seed: int = 0) -> np.ndarray:
-    y = noise(int(total_s * SR), seed=seed)
-    for at_s, speech in pieces:
-        i = int(round(at_s * SR))
-        y[i : i + len(speech)] += speech
-    return y
 
 
 def test_silence_gaps_found_at_known_samples():

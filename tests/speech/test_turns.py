@@ -9,17 +9,9 @@ from session_monitor.events import Gap, Overlap, Speech, SpeechOnset
 from session_monitor.settings import load_settings
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 from session_monitor.speech.turns import TurnTracker
-from support.audio import SR, espeak, noise
+from support.audio import SR, espeak, place
 
 TOLERANCE_S = 0.030  # the bound on a boundary error of speech activity
-
-
-def place(total_s: float, pieces: list, *, seed: int = 0):
-    y = noise(int(total_s * SR), seed=seed)
-    for at_s, speech in pieces:
-        i = int(round(at_s * SR))
-        y[i : i + len(speech)] += speech
-    return y
 
 
 def test_gap_between_two_channels_has_speakers_and_length():
