@@ -54,7 +54,7 @@ def warm_pipeline(settings: Any, *, asr: bool) -> Any:
         backend = WhisperBackend(settings.transcriber)
         backend.warm_up()
         worker = TranscriptionWorker(backend, settings.transcriber)
-    Pipeline.warm_up(settings)
+    Pipeline.warm_up(settings.prosody)
     return worker
 
 

@@ -93,7 +93,7 @@ def run_once(path: Path, *, attribution: bool, asr: bool) -> dict:
         patch(ProsodyTracker, "process", timing("prosody_s"))
     try:
         source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
-        pipeline = Pipeline(settings, source, EventBus(), roles=["unknown"], worker=worker,
+        pipeline = Pipeline.from_settings(settings, source, EventBus(), roles=["unknown"], worker=worker,
                             analyzers=build_analyzers(settings), deterministic=True)
         t0 = time.perf_counter()
         stats = pipeline.run()

@@ -41,15 +41,15 @@ import _bench as b
 
 #: main-thread stages: the first frame (outermost first) whose text contains the key names the stage
 STAGES = [
-    ("wait for ASR (outbox)", ("wait_for (session_monitor/transcriber.py",)),
-    ("VAD (Silero + segments)", ("process (session_monitor/speech_activity.py", "prime (session_monitor/speech_activity.py")),
-    ("prosody", ("process (session_monitor/prosody.py", "summarize (session_monitor/prosody.py")),
-    ("rupture model", ("session_monitor/rupture.py", "session_monitor/evidence.py", "session_monitor/fusion.py")),
-    ("session store (events.jsonl)", ("write (session_monitor/session_store.py",)),
-    ("turns", ("session_monitor/turns.py",)),
+    ("wait for ASR (outbox)", ("wait_for (session_monitor/speech/transcriber.py",)),
+    ("VAD (Silero + segments)", ("process (session_monitor/speech/activity.py", "prime (session_monitor/speech/activity.py")),
+    ("prosody", ("process (session_monitor/prosody/tracker.py", "summarize (session_monitor/prosody/tracker.py")),
+    ("rupture model", ("session_monitor/rupture/",)),
+    ("session store (events.jsonl)", ("write (session_monitor/session/store.py",)),
+    ("turns", ("session_monitor/speech/turns.py",)),
     ("decode file (FileSource)", ("blocks (session_monitor/audio/replay.py",)),
-    ("pipeline other", ("run (session_monitor/pipeline.py",)),
-    ("model load + warm-up", ("__init__ (session_monitor/transcriber.py", "warm_up (")),
+    ("pipeline other", ("run (session_monitor/session/pipeline.py",)),
+    ("model load + warm-up", ("__init__ (session_monitor/speech/transcriber.py", "warm_up (")),
     ("imports", ("<module>",)),
 ]
 
@@ -138,9 +138,9 @@ def _short(frame: str) -> str:
 
 def _thread_name(stacks: list[tuple[list[str], int]]) -> str:
     text = " ".join(";".join(f) for f, _ in stacks[:200])
-    if "_run (session_monitor/transcriber.py" in text:
+    if "_run (session_monitor/speech/transcriber.py" in text:
         return "transcriber"
-    if "<module>" in text or "main (session_monitor/cli.py" in text:
+    if "<module>" in text or "main (session_monitor/cli/main.py" in text:
         return "main"
     return "other"
 

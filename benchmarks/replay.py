@@ -91,7 +91,7 @@ def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dic
         store = SessionStore(prepare_session_dir(Path(tmp) / "s"))
         bus = EventBus()
         bus.subscribe(store.write)
-        pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, analyzers=build_analyzers(settings),
+        pipeline = Pipeline.from_settings(settings, source, bus, roles=roles, worker=worker, analyzers=build_analyzers(settings),
                             deterministic=True)
         cpu0 = _cpu_s()
         t0 = time.perf_counter()

@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 from session_monitor.cli.main import main as cli_main
+from session_monitor.event_log import read_events
 from session_monitor.rupture.model import OUTPUT_TYPES, RuptureModel, run_on_events
-from session_monitor.session.store import read_events
 from session_monitor.settings.loader import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def main() -> int:
 
     typed = [event_from_dict(e) for e in events]
     base = _time(NoOp, typed, args.repeat)
-    model = _time(lambda: RuptureModel(settings), typed, args.repeat)
+    model = _time(lambda: RuptureModel.from_settings(settings), typed, args.repeat)
     b, m = statistics.median(base), statistics.median(model)
     alone = max(m - b, 1e-9)
 

@@ -137,7 +137,7 @@ def child(folder: str) -> None:
         import librosa.core.pitch  # noqa: F401  (librosa loads lazily: this is what yin pulls in)
 
         mark("import librosa.core.pitch (scipy, numba)")
-    Pipeline.warm_up(settings)
+    Pipeline.warm_up(settings.prosody)
     mark(f"pitch tracker warm-up ({settings.prosody.pitch})")
     worker = TranscriptionWorker(backend, settings.transcriber)
     bus = EventBus()
@@ -150,7 +150,7 @@ def child(folder: str) -> None:
     import onnxruntime  # noqa: F401
 
     mark("import onnxruntime")
-    pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, analyzers=analyzers)
+    pipeline = Pipeline.from_settings(settings, source, bus, roles=roles, worker=worker, analyzers=analyzers)
     mark("pipeline (Silero VAD sessions)")
     source.open()
     mark("open capture stream")

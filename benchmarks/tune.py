@@ -46,13 +46,13 @@ BAD_PROFILE = "[fusion]\nalert_on = 0.45\nalert_off = 0.44\noff_hold_s = 0.0\nev
 BASELINE = """
 import sys, time
 from session_monitor.rupture.model import RuptureModel, run_on_events
-from session_monitor.session.store import read_events
+from session_monitor.event_log import read_events
 from session_monitor.settings.loader import load_settings
 settings = load_settings()
 sessions = [read_events(p) for p in sys.argv[1:]]
 t0 = time.perf_counter()
 for events in sessions:
-    run_on_events(RuptureModel(settings), events)
+    run_on_events(RuptureModel.from_settings(settings), events)
 print(time.perf_counter() - t0)
 print("PEAK_RSS_KB", __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 """

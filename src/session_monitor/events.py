@@ -40,9 +40,16 @@ __all__ = [
     "event_to_json",
     "event_from_dict",
     "SPEAKERS",
+    "RUPTURE_KINDS",
+    "AlertSpan",
+    "alert_spans",
 ]
 
+#: Who an event can be about; ``unknown`` where attribution is unsure (or a channel unused).
 SPEAKERS = ("therapist", "patient", "unknown")
+
+#: The two kinds of rupture (3RS): moving away from, and moving against, the therapist.
+RUPTURE_KINDS = ("withdrawal", "confrontation")
 
 #: Fields measured on the wall clock; they differ between two otherwise equal runs.
 TIMING_FIELDS = frozenset({"asr_lag_s", "asr_compute_s", "asr_queue", "rtf", "wall_s", "wall_time"})
@@ -323,3 +330,35 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         if key in kwargs and isinstance(kwargs[key], list):
             kwargs[key] = tuple(kwargs[key])
     return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpan:
+    """One alert of ``kind`` from its ``on`` to its ``off`` (seconds); ``open_at_end`` when no
+    ``off`` came before the session's end (``end`` is then that end)."""
+
+    kind: str
+    start: float
+    end: float
+    open_at_end: bool = False
+
+
+def alert_spans(events: Any, end_s: float) -> list[AlertSpan]:
+    """The alert spans of a session's event dicts (as read from ``events.jsonl``).
+
+    An ``on`` opens a span of its kind (a repeated ``on`` is ignored), an ``off`` closes
+    it; spans still open at ``end_s`` end there. Closed spans come in the order they
+    closed, then the open ones in the order they opened. Evaluation, the summary and the
+    report all pair alerts here.
+    """
+    opened: dict[str, float] = {}
+    out: list[AlertSpan] = []
+    for ev in events:
+        if ev.get("type") != "alert":
+            continue
+        kind, state = ev.get("kind"), ev.get("state")
+        if state == "on" and kind not in opened:
+            opened[kind] = float(ev["t"])
+        elif state == "off" and kind in opened:
+            out.append(AlertSpan(kind, opened.pop(kind), float(ev["t"])))
+    return out + [AlertSpan(kind, start, max(start, end_s), True) for kind, start in opened.items()]

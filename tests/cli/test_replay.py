@@ -175,7 +175,7 @@ def test_demo_session_transcript_and_gaps_match_the_script(replayed):
 class _BreaksAfter:
     """A source whose decoding fails after ``n`` blocks (a file damaged half-way)."""
 
-    name, channels, overflows, audio_ok = "broken.wav", 1, 0, True
+    name, channels, overflows, audio_ok, message, live, clipped_fraction = "broken.wav", 1, 0, True, "", False, 0.0
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -198,7 +198,7 @@ def _pipeline(source, stop=None):
     seen: list = []
     bus = EventBus()
     bus.subscribe(seen.append)
-    pipeline = Pipeline(load_settings(), source, bus, roles=["therapist"], deterministic=True)
+    pipeline = Pipeline.from_settings(load_settings(), source, bus, roles=["therapist"], deterministic=True)
     return pipeline, seen, threading.active_count()
 
 

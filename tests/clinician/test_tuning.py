@@ -19,14 +19,14 @@ from session_monitor.cli.main import main
 from session_monitor.cli.tune import _row
 from session_monitor.clinician.fusion_rerun import (
     SCORE_KEYS,
-    alert_spans,
     batch_levels,
+    hysteresis_spans,
     record_trace,
     replay_alerts,
 )
 from session_monitor.clinician.metrics import alert_episodes, rerun_alerts
+from session_monitor.event_log import read_events
 from session_monitor.rupture.fusion import Fusion
-from session_monitor.session.store import read_events
 from session_monitor.settings.loader import load_settings
 from support.tuning import write_annotations, write_session
 
@@ -124,7 +124,7 @@ def test_batch_levels_and_alerts_match_the_real_fusion(synthetic):
                     fusion.engaged()
             np.testing.assert_allclose(levels[:, :, j], np.array(exact), rtol=0, atol=1e-9)
             spans = sorted((on, off, kind) for k, kind in enumerate(("withdrawal", "confrontation"))
-                           for on, off in alert_spans(trace.times, levels[:, k, j], alert_on=fs.alert_on,
+                           for on, off in hysteresis_spans(trace.times, levels[:, k, j], alert_on=fs.alert_on,
                                                       alert_off=fs.alert_off, off_hold_s=fs.off_hold_s,
                                                       end_t=duration))
             real = [{"type": "alert", "t": a.t, "state": a.state, "kind": a.kind} for a in replay_alerts(trace, fs)]

@@ -17,11 +17,12 @@ from session_monitor.audio.file_source import FileSource
 from session_monitor.dashboard import Dashboard
 from session_monitor.dashboard.server import BODY_MAX_BYTES
 from session_monitor.dashboard.session import EARLY_MAX, DashboardAnnotations
+from session_monitor.event_log import read_events
 from session_monitor.rupture.model import build_analyzers
 from session_monitor.session.bus import EventBus
 from session_monitor.session.folder import claim_session_dir
 from session_monitor.session.pipeline import Pipeline
-from session_monitor.session.store import SessionStore, read_events
+from session_monitor.session.store import SessionStore
 from session_monitor.settings.loader import load_settings
 from support.audio import SR, noise
 

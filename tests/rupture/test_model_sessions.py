@@ -19,7 +19,7 @@ import pytest
 
 from session_monitor.cli.main import main
 from session_monitor.clinician.metrics import alert_episodes, evaluate, load_annotations
-from session_monitor.session.store import read_events
+from session_monitor.event_log import read_events
 from session_monitor.settings.loader import EvaluateSettings
 
 pytestmark = pytest.mark.slow

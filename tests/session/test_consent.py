@@ -27,6 +27,28 @@ def one_line_refusal(result, pattern: str) -> None:
     assert result.stderr.count("\n") == 1 and pattern in result.stderr, result.stderr
 
 
+def test_consent_file_is_validated(tmp_path):
+    good = tmp_path / "consent.toml"
+    good.write_text('who = ["patient: A. B."]\nwhen = 2026-11-26\ncovers = ["monitoring", "audio"]\n')
+    record = load_consent(str(good))
+    assert record["who"] == ["patient: A. B."] and record["covers"] == ["monitoring", "audio"]
+    assert record["granted"] == {"monitoring": True, "transcript": False, "audio": True}
+    bad = tmp_path / "bad.toml"
+    for text, pattern in [
+        ('who = []\nwhen = 2026-11-26\ncovers = ["monitoring"]\n', "who lists 0 item"),
+        ('who = "A"\nwhen = "yesterday"\ncovers = ["monitoring"]\n', "not an ISO date"),
+        ('who = "A"\nwhen = 2026-11-26\ncovers = ["audio"]\n', "must include monitoring"),
+        ('who = "A"\nwhen = 2026-11-26\ncovers = ["everything"]\n', r"covers\[0\]='everything' is not allowed"),
+        ("who = \n", "invalid TOML"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(InputError, match=pattern):
+            load_consent(str(bad))
+    with pytest.raises(InputError, match="too short"):
+        load_consent("ok then")
+    assert load_consent("A. B. consented to monitoring and transcript on 2026-11-26")["covers"] == ["monitoring"]
+
+
 def test_a_text_grants_monitoring_only_even_when_it_mentions_audio():
     for text in (TEXT, "A. B. consented to monitoring, transcript and audio recording on 2026-11-26"):
         record = load_consent(text)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from session_monitor.event_log import read_events
 from session_monitor.session.folder import LOCK_NAME
-from session_monitor.session.store import read_events
 from support.audio import SHARED_DATA
 
 CONVERSATION = SHARED_DATA / "conversation_2speakers.wav"

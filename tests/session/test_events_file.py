@@ -11,8 +11,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from session_monitor.errors import SessionDirError
+from session_monitor.event_log import EVENT_SCHEMAS, read_events
 from session_monitor.events import EVENT_TYPES, Annotation, Signal, Speech, Transcript, Word, event_to_json
-from session_monitor.session.store import EVENT_SCHEMAS, read_events
 from support.cli import run_cli
 
 GOOD = [

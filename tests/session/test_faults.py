@@ -152,7 +152,7 @@ def test_transcriber_failures_are_reported_and_the_session_goes_on():
     seen: list = []
     bus.subscribe(seen.append)
     worker = TranscriptionWorker(FlakyBackend(), settings.transcriber, backend_factory=lambda: FlakyBackend(fail_first=0))
-    Pipeline(settings, source, bus, roles=["therapist", "patient"], worker=worker,
+    Pipeline.from_settings(settings, source, bus, roles=["therapist", "patient"], worker=worker,
              analyzers=build_analyzers(settings), deterministic=True).run()
     health = [e for e in seen if isinstance(e, Health)]
     assert health[-1].asr_errors >= 5

@@ -13,9 +13,10 @@ import time
 import pytest
 
 from session_monitor.errors import SessionDirError
+from session_monitor.event_log import read_events
 from session_monitor.events import Annotation, SessionEvent
 from session_monitor.session.folder import LOCK_NAME, claim_session_dir, open_private
-from session_monitor.session.store import SessionStore, read_events
+from session_monitor.session.store import SessionStore
 from support.audio import SHARED_DATA
 from support.cli import run_cli
 

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 from session_monitor.audio.frames import Frame
-from session_monitor.events import Gap, Overlap, Speech, SpeechOnset
+from session_monitor.events import Speech, SpeechOnset
 from session_monitor.settings.loader import load_settings
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
-from session_monitor.speech.turns import TurnTracker
-from support.audio import SR, espeak, frames, noise, shared_file
+from support.audio import SR, espeak, frames, noise, place, shared_file
 
 TOLERANCE_S = 0.030  # the issue's bound on boundary error
 
@@ -21,14 +20,6 @@ def run_vad(signal: np.ndarray, *, speaker: str = "unknown", channel: int = 0):
     for start, block in frames(signal):
         out += vad.process(Frame(start, channel, block))
     return out + vad.flush()
-
-
-def place(total_s: float, pieces: list[tuple[float, np.ndarray]], *, seed: int = 0) -> np.ndarray:
-    y = noise(int(total_s * SR), seed=seed)
-    for at_s, speech in pieces:
-        i = int(round(at_s * SR))
-        y[i : i + len(speech)] += speech
-    return y
 
 
 def test_silence_gaps_found_at_known_samples():
@@ -73,71 +64,6 @@ def test_utterance_closes_after_half_a_second_of_silence():
 def test_silence_alone_is_not_speech():
     out = run_vad(noise(5 * SR, db=-60))
     assert not [e for e in out if isinstance(e, (Speech, SpeechOnset))]
-
-
-def test_gap_between_two_channels_has_speakers_and_length():
-    question = espeak("how are you feeling today", voice="en-us+f3")
-    answer = espeak("not great to be honest", voice="en-us+m3")
-    t_q, latency = 0.6, 2.35
-    t_a = t_q + len(question) / SR + latency
-    total = t_a + len(answer) / SR + 1.0
-    left = place(total, [(t_q, question)], seed=1)
-    right = place(total, [(t_a, answer)], seed=2)
-    vads = [SpeechActivity(load_settings().speech_activity, channel=c, speaker=r)
-            for c, r in enumerate(("therapist", "patient"))]
-    turns = TurnTracker()
-    events = []
-    for start in range(0, len(left), 1536):
-        block = []
-        for vad, sig in zip(vads, (left, right)):
-            block += vad.process(Frame(start, vad.channel, sig[start : start + 1536]))
-        for ev in sorted((e for e in block if not isinstance(e, UtteranceReady)), key=lambda e: e.t):
-            events.append(ev)
-            events += turns.on_event(ev)
-    gaps = [e for e in events if isinstance(e, Gap)]
-    assert len(gaps) == 1
-    gap = gaps[0]
-    assert (gap.from_speaker, gap.to_speaker) == ("therapist", "patient")
-    assert gap.duration_s == pytest.approx(latency, abs=TOLERANCE_S)
-    assert gap.t < t_a + 0.3  # known within 300 ms of the answer's onset, not at its end
-
-
-def test_overlap_onto_the_other_speaker_is_reported():
-    turns = TurnTracker()
-    seq = [
-        SpeechOnset(t=1.1, speaker="therapist", start=1.0),
-        SpeechOnset(t=2.6, speaker="patient", start=2.5),
-        Speech(t=3.2, speaker="therapist", start=1.0, end=3.0),
-        Speech(t=5.2, speaker="patient", start=2.5, end=5.0),
-    ]
-    out = [o for ev in seq for o in turns.on_event(ev)]
-    overlaps = [e for e in out if isinstance(e, Overlap)]
-    assert len(overlaps) == 1
-    o = overlaps[0]
-    assert (o.speaker, o.over_speaker, o.yielded) == ("patient", "therapist", True)
-    assert o.duration_s == pytest.approx(0.5)
-    assert not [e for e in out if isinstance(e, Gap)]
-
-
-def test_gap_waits_for_the_previous_speakers_end():
-    """The answer's onset is confirmed before the question's end is: still a gap, not an overlap."""
-    turns = TurnTracker()
-    seq = [
-        SpeechOnset(t=1.1, speaker="therapist", start=1.0),
-        SpeechOnset(t=3.25, speaker="patient", start=3.15),
-        Speech(t=3.3, speaker="therapist", start=1.0, end=3.0),
-    ]
-    out = [o for ev in seq for o in turns.on_event(ev)]
-    assert [type(e) for e in out] == [Gap]
-    assert out[0].duration_s == pytest.approx(0.15)
-
-
-def test_talk_share_over_the_window():
-    turns = TurnTracker(talk_window_s=10.0, share_every_s=1.0)
-    turns.on_event(Speech(t=3.2, speaker="therapist", start=0.0, end=3.0))
-    turns.on_event(Speech(t=5.2, speaker="patient", start=4.0, end=5.0))
-    share = turns.tick(6.0)[0]
-    assert share.shares == pytest.approx({"patient": 0.25, "therapist": 0.75})
 
 
 def test_conversation_speech_agrees_with_rttm():

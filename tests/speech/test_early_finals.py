@@ -99,7 +99,7 @@ def test_live_path_transcribes_a_closed_utterance_once_and_gets_the_same_words(t
         got: list[Transcript] = []
         bus.subscribe(lambda e, got=got: got.append(e) if isinstance(e, Transcript) else None)
         source = FileSource(path, block_ms=settings.audio.block_ms, speed=1.0)  # paced: the live code path
-        Pipeline(settings, source, bus, roles=["therapist", "patient"], worker=worker).run()
+        Pipeline.from_settings(settings, source, bus, roles=["therapist", "patient"], worker=worker).run()
         out[early_final] = (got, passes)
 
     finals = {k: [t for t in v[0] if t.final and t.speaker == "patient"] for k, v in out.items()}

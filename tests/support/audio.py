@@ -69,3 +69,12 @@ def frames(signal: np.ndarray, block: int = 1536):
     """Yield (start_sample, block) over a 1-D signal."""
     for i in range(0, len(signal), block):
         yield i, signal[i : i + block]
+
+
+def place(total_s: float, pieces: list[tuple[float, np.ndarray]], *, seed: int = 0) -> np.ndarray:
+    """``total_s`` seconds of quiet-room noise with each ``(at_s, speech)`` added at ``at_s`` seconds."""
+    y = noise(int(total_s * SR), seed=seed)
+    for at_s, speech in pieces:
+        i = int(round(at_s * SR))
+        y[i : i + len(speech)] += speech
+    return y

@@ -67,5 +67,5 @@ class Conversation:
 
 def run(conv: Conversation, *, overrides: dict | None = None, tail_s: float = 5.0) -> list[Event]:
     """The rupture model's output over the conversation (ticks at 96 ms, as the pipeline)."""
-    model = RuptureModel(load_settings(overrides=overrides))
+    model = RuptureModel.from_settings(load_settings(overrides=overrides))
     return run_on_events(model, conv.sorted_events(), end_t=conv.t + tail_s)

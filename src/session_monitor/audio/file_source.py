@@ -66,6 +66,7 @@ class FileSource:
         self.clipped = 0  # samples at full scale (|x| >= 0.999) before resampling
         self.samples_read = 0
         self.audio_ok = True
+        self.message = ""
         self._check_path()
         self._backend = "soundfile" if self.path.suffix.lower() in _SOUNDFILE_SUFFIXES else "av"
         self._subtype = ""
@@ -247,6 +248,9 @@ class FileSource:
             self.non_finite += int(bad.sum())
             data = np.where(bad, 0.0, data).astype(np.float32)
         return data
+
+    def open(self) -> None:
+        """Nothing to open: a file is read as :meth:`blocks` asks (the :class:`AudioSource` protocol)."""
 
     def close(self) -> None:
         pass

@@ -6,14 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Frame", "SAMPLE_RATE", "samples_to_s"]
+__all__ = ["Frame", "SAMPLE_RATE"]
 
 #: The pipeline's sample rate; every source resamples to it.
 SAMPLE_RATE = 16_000
-
-
-def samples_to_s(n: int) -> float:
-    return n / SAMPLE_RATE
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,8 @@ class MicrophoneSource:
         self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(2, int(queue_s * 1000 / capture_block_ms)))
         self.overflows = 0
         self.dropped_samples = 0
+        self.clipped = 0  # samples at full scale (|x| >= 0.999) as captured
+        self.samples_read = 0
         self.audio_ok = True
         self.message = ""
         self.lost_count = 0
@@ -140,6 +142,10 @@ class MicrophoneSource:
         except queue.Full:
             self.overflows += 1
             self.dropped_samples += frames
+
+    @property
+    def clipped_fraction(self) -> float:
+        return self.clipped / max(1, self.samples_read)
 
     def open(self) -> None:
         """Start capturing; raises DeviceError with the available devices if it cannot."""
@@ -222,6 +228,8 @@ class MicrophoneSource:
             self._last_data = now
             self._last_emit = now
             self._got_data = True
+            self.clipped += int(np.count_nonzero(np.abs(data) >= 0.999))
+            self.samples_read += data.size
             if self.dropped_samples > dropped_seen:  # keep the clock: silence for lost audio
                 lost = self.dropped_samples - dropped_seen
                 dropped_seen = self.dropped_samples

@@ -17,7 +17,7 @@ from session_monitor.clinician.metrics import session_tick_s
 from session_monitor.clinician.profiles import profile_data, read_profile, render_profile, write_profile
 from session_monitor.clinician.tuning import SEARCH, Objective, TuneResult, prepare_session, tune
 from session_monitor.errors import InputError
-from session_monitor.session.store import read_events
+from session_monitor.event_log import read_events
 from session_monitor.settings.loader import clinician_file, load_settings
 
 __all__ = ["add_parser", "cmd_tune", "format_result"]
@@ -111,7 +111,7 @@ def _header(name: str, result: TuneResult, sessions: list[Any], started_from: st
 
 
 def cmd_tune(args: Any) -> int:
-    """The ``tune`` subcommand (wired in cli.py)."""
+    """The ``tune`` subcommand."""
     objective = _objective(args)
     path = clinician_file(args.clinician)
     below = load_settings(args.config)
@@ -133,7 +133,7 @@ def cmd_tune(args: Any) -> int:
             continue
         print(f"session-monitor: reading {folder} ({len(found.intervals)} ruptures, annotations: {found.source})",
               file=sys.stderr, flush=True)
-        sessions.append(prepare_session(Path(folder), events, found, start, tick_s=session_tick_s(folder, start)))
+        sessions.append(prepare_session(Path(folder), events, found, start, tick_s=session_tick_s(folder, start.audio)))
     if len(sessions) < 2:
         raise InputError(f"tune needs at least 2 annotated sessions for cross-validation; got {len(sessions)}: "
                          "annotate more sessions (docs/annotations.md)")

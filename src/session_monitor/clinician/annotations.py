@@ -21,7 +21,7 @@ from typing import Any
 
 from session_monitor.clinician.metrics import Interval, alert_episodes, load_annotations
 from session_monitor.errors import InputError
-from session_monitor.session.store import read_events
+from session_monitor.event_log import read_events
 from session_monitor.settings.loader import EvaluateSettings
 
 __all__ = [

@@ -9,10 +9,10 @@ noting every call it makes to fusion) and fusion alone is re-run for each candid
   the trace: the same alerts as the whole rupture model re-run over the events
   (``evaluate --rerun``). Used for every figure ``tune`` reports.
 - :func:`batch_levels` computes the smoothed withdrawal/confrontation scores for K
-  settings at once (numpy, vectorized over the settings) and :func:`alert_spans`
+  settings at once (numpy, vectorized over the settings) and :func:`hysteresis_spans`
   applies the alert hysteresis to one of them. The same arithmetic as fusion.py,
   up to rounding (within 1e-9); used only to rank candidates during the search.
-  ``tests/test_tune.py`` holds the two paths together.
+  ``tests/clinician/test_tuning.py`` holds the two paths together.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from session_monitor.events import Alert, Marker
-from session_monitor.rupture.fusion import KINDS, Fusion
+from session_monitor.rupture.fusion import CUES, KINDS, MIN_CONTRIBUTION, Fusion
 from session_monitor.rupture.model import RuptureModel, run_on_events
 from session_monitor.settings.loader import FusionSettings, Settings
 
-__all__ = ["SCORE_KEYS", "THRESHOLD_KEYS", "Trace", "alert_spans", "batch_levels", "fusion_params", "record_trace",
+__all__ = ["SCORE_KEYS", "THRESHOLD_KEYS", "Trace", "hysteresis_spans", "batch_levels", "fusion_params", "record_trace",
            "replay_alerts"]
 
 #: [fusion] settings that shape the scores (each candidate needs its own pass over the trace)
@@ -38,33 +38,29 @@ SCORE_KEYS = ("evidence_tau_s", "repair_tau_s", "cue_cap", "therapist_cap", "lex
 THRESHOLD_KEYS = ("alert_on", "alert_off", "off_hold_s")
 
 _ADD, _ENGAGED, _TICK = 0, 1, 2
-_CUES = {"lexical": 0, "timing": 1, "prosody": 2, "turn_taking": 3}
-_THERAPIST = 4
-_MIN_CONTRIBUTION = 0.002  # fusion._MIN_CONTRIBUTION
+_CUES = {cue: i for i, cue in enumerate(CUES)}  # weight rows: the patient's cues, then the therapist's
+_THERAPIST = len(CUES)
 _QUIET = 1e-12  # the batch treats evidence and scores below this as zero (skips idle ticks)
 
 
-class _Recorder:
-    """Stands in for a rupture model's fusion: forwards every call and notes it."""
+class _Recorder(Fusion):
+    """The real fusion, noting every call the rupture model makes to it."""
 
-    def __init__(self, inner: Fusion) -> None:
-        self.inner = inner
+    def __init__(self, settings: FusionSettings) -> None:
+        super().__init__(settings)
         self.ops: list[tuple[int, Any]] = []
 
     def add(self, marker: Marker) -> None:
         self.ops.append((_ADD, marker))
-        self.inner.add(marker)
+        super().add(marker)
 
     def engaged(self) -> None:
         self.ops.append((_ENGAGED, None))
-        self.inner.engaged()
+        super().engaged()
 
     def tick(self, t: float) -> list:
         self.ops.append((_TICK, t))
-        return self.inner.tick(t)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+        return super().tick(t)
 
 
 @dataclass(frozen=True)
@@ -85,9 +81,8 @@ class Trace:
 
 def record_trace(events: list[dict[str, Any]], settings: Settings, *, tick_s: float, end_t: float) -> Trace:
     """Run the rupture model over a session's recorded events and keep what it fed to fusion."""
-    model = RuptureModel(settings)
-    recorder = _Recorder(model.fusion)
-    model.fusion = recorder  # type: ignore[assignment]
+    recorder = _Recorder(settings.fusion)
+    model = RuptureModel.from_settings(settings, fusion_stage=recorder)
     run_on_events(model, events, tick_s=tick_s, end_t=end_t)
     times: list[float] = []
     pending: list[tuple] = []
@@ -141,9 +136,8 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
     """
     p = {k: np.asarray(params[k], dtype=float) for k in SCORE_KEYS}
     k_n = len(p["evidence_tau_s"])
-    weight = np.stack([p["lexical_weight"], p["timing_weight"], p["prosody_weight"], p["turn_taking_weight"],
-                       p["therapist_weight"]])
-    cap = np.stack([p["cue_cap"]] * 4 + [p["therapist_cap"]])
+    weight = np.stack([p[f"{cue}_weight"] for cue in CUES] + [p["therapist_weight"]])
+    cap = np.stack([p["cue_cap"]] * len(CUES) + [p["therapist_cap"]])
     tau, rtau = p["evidence_tau_s"], p["repair_tau_s"]
     e_max = -np.log(np.maximum(1e-9, 1.0 - p["max_score"]))
     attack, release = p["attack_s"], p["release_s"]
@@ -174,7 +168,7 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
             live = []
             for c, t_r in repairs:
                 a = c * np.exp(-max(0.0, t - t_r) / rtau)
-                alive = a >= _MIN_CONTRIBUTION
+                alive = a >= MIN_CONTRIBUTION
                 if alive.any():
                     keep *= np.where(alive, 1.0 - a, 1.0)
                     live.append((c, t_r))
@@ -201,7 +195,7 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
     return out
 
 
-def alert_spans(times: np.ndarray, level: np.ndarray, *, alert_on: float, alert_off: float, off_hold_s: float,
+def hysteresis_spans(times: np.ndarray, level: np.ndarray, *, alert_on: float, alert_off: float, off_hold_s: float,
                 end_t: float) -> list[tuple[float, float]]:
     """(on, off) times of one kind's alerts over its smoothed score ``level`` (T,): the hysteresis
     of :meth:`Fusion._hysteresis`, with an alert still on at the end closed at ``end_t``.

@@ -34,14 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import InputError
+from session_monitor.event_log import read_events
+from session_monitor.events import RUPTURE_KINDS, alert_spans
 from session_monitor.schema import Field, Float, Nullable, Str, Table, validate
-from session_monitor.session.store import read_events
-from session_monitor.settings.loader import EvaluateSettings
+from session_monitor.settings.loader import AudioSettings, EvaluateSettings, Settings
 
-__all__ = ["ANNOTATION_SCHEMA", "KINDS", "Interval", "alert_episodes", "evaluate", "format_table", "load_annotations", "rerun_alerts",
+__all__ = ["ANNOTATION_SCHEMA", "KINDS", "Interval", "alert_episodes", "evaluate", "load_annotations", "rerun_alerts",
+           "session_tick_s",
            "score"]
 
-KINDS = ("withdrawal", "confrontation")
+KINDS = RUPTURE_KINDS
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,6 @@ def load_annotations(path: str | Path) -> list[Interval]:
 
 def alert_episodes(events: list[dict[str, Any]]) -> tuple[list[Interval], float]:
     """Alert episodes of a session's events and the session's duration in seconds."""
-    opened: dict[str, float] = {}
-    out: list[Interval] = []
     duration = 0.0
     for ev in events:
         t = ev.get("t")
@@ -141,14 +141,7 @@ def alert_episodes(events: list[dict[str, Any]]) -> tuple[list[Interval], float]
             duration = max(duration, float(t))
         if ev.get("type") == "session" and ev.get("state") == "ended":
             duration = float(ev["t"])
-        if ev.get("type") != "alert":
-            continue
-        kind, state = ev.get("kind"), ev.get("state")
-        if state == "on" and kind not in opened:
-            opened[kind] = float(ev["t"])
-        elif state == "off" and kind in opened:
-            out.append(Interval(opened.pop(kind), float(ev["t"]), kind))
-    out += [Interval(start, max(start, duration), kind) for kind, start in opened.items()]
+    out = [Interval(s.start, s.end, s.kind) for s in alert_spans(events, duration)]
     return sorted(out, key=lambda a: (a.start, a.kind)), duration
 
 
@@ -190,14 +183,14 @@ def score(alerts: list[Interval], ruptures: list[Interval], duration_s: float,
     return _scores(alerts, ruptures, duration_s, settings)
 
 
-def rerun_alerts(events: list[dict[str, Any]], settings: Any, *, tick_s: float) -> list[Interval]:
+def rerun_alerts(events: list[dict[str, Any]], settings: Settings, *, tick_s: float) -> list[Interval]:
     """Alert episodes of the rupture model re-run with ``settings`` (a whole
     :class:`~session_monitor.settings.loader.Settings`) over a session's recorded events."""
     from session_monitor.events import event_to_dict
     from session_monitor.rupture.model import RuptureModel, run_on_events
 
     _, duration = alert_episodes(events)
-    out = run_on_events(RuptureModel(settings), events, tick_s=tick_s, end_t=duration)
+    out = run_on_events(RuptureModel.from_settings(settings), events, tick_s=tick_s, end_t=duration)
     rerun = [event_to_dict(e) for e in out if e.type == "alert"]
     return alert_episodes(rerun + [{"type": "session", "state": "ended", "t": duration}])[0]
 
@@ -230,73 +223,11 @@ def evaluate(session_dir: str | Path, annotations: str | Path | list[Interval],
     return result
 
 
-def session_tick_s(session_dir: str | Path, settings: Any) -> float:
+def session_tick_s(session_dir: str | Path, audio: AudioSettings) -> float:
     """The pipeline block of a recorded session in seconds (its analyzers ticked at block ends):
-    ``audio.block_ms`` from its session.json, else from ``settings``."""
+    ``audio.block_ms`` from its session.json, else from ``audio`` (the [audio] section)."""
     try:
         meta = json.loads((Path(session_dir) / "session.json").read_text(encoding="utf-8"))
         return float(meta["settings"]["values"]["audio"]["block_ms"]) / 1000.0
     except (OSError, ValueError, KeyError, TypeError):
-        return settings.audio.block_ms / 1000.0
-
-
-def _fmt(value: Any, spec: str = ".2f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """The figures as a small text table (overall, then per kind)."""
-    head = f"{'':14s} {'precision':>9s} {'recall':>7s} {'F1':>5s} {'delay s':>8s} {'FA/h':>6s} " \
-           f"{'ruptures':>8s} {'alerts':>6s}"
-    lines = [head]
-    rows = [("all", result)] + [(k, v) for k, v in result["by_kind"].items()]
-    for name, r in rows:
-        lines.append(f"{name:14s} {_fmt(r['precision']):>9s} {_fmt(r['recall']):>7s} {_fmt(r['f1']):>5s} "
-                     f"{_fmt(r['mean_delay_s'], '.1f'):>8s} {_fmt(r['false_alarms_per_hour'], '.1f'):>6s} "
-                     f"{r['ruptures']:>8d} {r['alerts']:>6d}")
-    lines.append(f"session {result['duration_s']:.1f} s; an alert matches a rupture it overlaps or that ended "
-                 f"at most {result['tolerance_s']:g} s before it")
-    return "\n".join(lines)
-
-
-def cmd_evaluate(args: Any) -> int:
-    """The ``evaluate`` subcommand (wired in cli.py)."""
-    from session_monitor.clinician.annotations import require_annotations
-    from session_monitor.settings.loader import load_settings
-
-    full = load_settings(args.config, clinician=args.clinician)
-    settings = full.evaluate
-    if args.tolerance is not None:
-        if not 0 <= args.tolerance <= 600:
-            raise InputError(f"--tolerance {args.tolerance:g} is out of range; use 0..600 seconds")
-        settings = EvaluateSettings(tolerance_s=float(args.tolerance), match_kind=settings.match_kind)
-    if not Path(args.session_dir).is_dir():
-        raise InputError(f"{args.session_dir}: not a folder; give a session folder written by session-monitor")
-    events = read_events(args.session_dir)
-    found = require_annotations(args.session_dir, args.annotations, settings=settings, events=events)
-    alerts = rerun_alerts(events, full, tick_s=session_tick_s(args.session_dir, full)) if args.rerun else None
-    result = evaluate(args.session_dir, found.intervals, settings, alerts=alerts)
-    result["annotations"] = found.source
-    result["alerts_from"] = "rerun" if args.rerun else "recorded"
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        print(format_table(result))
-        print(f"annotations: {found.source}; alerts: {'re-run with ' + full.digest if args.rerun else 'as recorded'}")
-    return 0
-
-
-def add_parser(sub: Any) -> None:
-    """Register ``evaluate`` on the CLI's subparsers."""
-    p = sub.add_parser("evaluate", help="precision, recall, F1, delay and false alarms of a session's alerts")
-    p.add_argument("session_dir", metavar="SESSION_DIR", help="a session folder (with events.jsonl)")
-    p.add_argument("--annotations", metavar="FILE",
-                   help="annotated ruptures: truth JSON, JSON list or CSV (see docs/annotations.md); default: "
-                        "SESSION_DIR/annotations.json or .csv, else the session's dashboard annotations")
-    p.add_argument("--rerun", action="store_true",
-                   help="re-run the rupture model with these settings over the recorded events (no "
-                        "re-transcription) and score its alerts instead of the recorded ones")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--tolerance", type=float, metavar="S", help="override evaluate.tolerance_s")
-    p.add_argument("--config", metavar="FILE", help="TOML settings overriding configs/default.toml")
-    p.add_argument("--clinician", metavar="NAME", help="clinician profile configs/clinicians/NAME.toml")
+        return audio.block_ms / 1000.0

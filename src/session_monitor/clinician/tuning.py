@@ -37,8 +37,8 @@ from session_monitor.clinician.annotations import SessionAnnotations
 from session_monitor.clinician.fusion_rerun import (
     SCORE_KEYS,
     Trace,
-    alert_spans,
     batch_levels,
+    hysteresis_spans,
     record_trace,
     replay_alerts,
 )
@@ -139,7 +139,7 @@ def _counts(result: dict[str, Any]) -> tuple[float, ...]:
 
 
 def pool(counts: Sequence[tuple[float, ...]]) -> dict[str, Any]:
-    """Figures pooled over sessions (sums of counts; see evaluate.py for the definitions)."""
+    """Figures pooled over sessions (sums of counts; see clinician/metrics.py for the definitions)."""
     alerts, fa, ruptures, detected, delay_sum, duration = (sum(c[i] for c in counts) for i in range(6))
     precision = (alerts - fa) / alerts if alerts else None
     recall = detected / ruptures if ruptures else None
@@ -224,7 +224,7 @@ class _Search:
             j = where[tuple(v[i] for i in _SCORE_IDX)]
             d = dict(zip(_KEYS, v))
             spans = [Interval(on, off, kind) for k, kind in enumerate(KINDS)
-                     for on, off in alert_spans(session.trace.times, levels[:, k, j], alert_on=d["alert_on"],
+                     for on, off in hysteresis_spans(session.trace.times, levels[:, k, j], alert_on=d["alert_on"],
                                                 alert_off=d["alert_off"], off_hold_s=d["off_hold_s"],
                                                 end_t=session.trace.end_t)]
             self._fast[(s, v)] = _session_counts(session, spans, self.evaluate)

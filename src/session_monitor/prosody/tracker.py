@@ -110,14 +110,6 @@ class ProsodyTracker:
     def baseline_ready(self) -> bool:
         return self._speech_s >= self.settings.baseline_min_s
 
-    @property
-    def baseline_db(self) -> float | None:
-        return self._db_mean
-
-    @property
-    def baseline_f0_hz(self) -> float | None:
-        return None if self._logf0_mean is None else float(2.0**self._logf0_mean)
-
     # -- streaming ---------------------------------------------------------------------------------
 
     def process(self, frame: Frame, *, speaking: bool, analyse_f0: bool | None = None) -> list[Prosody]:

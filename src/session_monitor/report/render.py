@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import SessionDirError
+from session_monitor.event_log import read_events
+from session_monitor.events import alert_spans
 from session_monitor.report.summary import SessionSummary, summarize
-from session_monitor.session.store import read_events
 
 __all__ = ["write_report", "timeline_rows"]
 
@@ -42,15 +43,7 @@ def _esc(text: Any) -> str:
 
 
 def _alert_bands(events: list[dict[str, Any]], end_s: float) -> list[tuple[str, float, float]]:
-    bands, open_on = [], {}
-    for e in events:
-        if e["type"] == "alert":
-            if e["state"] == "on":
-                open_on[e["kind"]] = e["t"]
-            elif e["kind"] in open_on:
-                bands.append((e["kind"], open_on.pop(e["kind"]), e["t"]))
-    bands += [(k, s, end_s) for k, s in open_on.items()]
-    return bands
+    return [(s.kind, s.start, s.end) for s in alert_spans(events, end_s)]
 
 
 def timeline_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """What a clinician or supervisor wants from a finished session, computed from its events.
 
 Pure functions over the event dicts of ``events.jsonl`` (as read by
-:func:`session_store.read_events`), so they work on any session folder, including
+:func:`session_monitor.event_log.read_events`), so they work on any session folder, including
 one that ended early: a missing ``session ended`` event just means the last event
 time is the end.
 """
@@ -12,6 +12,8 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from session_monitor.events import alert_spans
 
 __all__ = ["SessionSummary", "summarize", "Silence", "EpisodeRow"]
 
@@ -82,16 +84,7 @@ def _episodes(events: list[dict[str, Any]], end_s: float) -> list[EpisodeRow]:
     ]
     # an alert still on (or whose episode was not yet written) when the session ended early
     covered = {(r.kind, round(r.start, 3)) for r in rows}
-    open_on: dict[str, float] = {}
-    closed: list[tuple[str, float, float]] = []
-    for e in events:
-        if e["type"] != "alert":
-            continue
-        if e["state"] == "on":
-            open_on[e["kind"]] = e["t"]
-        elif e["kind"] in open_on:
-            closed.append((e["kind"], open_on.pop(e["kind"]), e["t"]))
-    pending = closed + [(k, s, end_s) for k, s in open_on.items()]
+    pending = [(s.kind, s.start, s.end) for s in alert_spans(events, end_s)]
     for kind, start, end in pending:
         if (kind, round(start, 3)) in covered:
             continue

@@ -11,7 +11,7 @@ import math
 import statistics
 from collections import deque
 
-__all__ = ["InterruptionRun", "RunningMedian", "VoiceBaseline", "quote"]
+__all__ = ["RunningMedian", "VoiceBaseline"]
 
 
 class RunningMedian:
@@ -44,14 +44,6 @@ class RunningMedian:
 
     def __len__(self) -> int:
         return len(self._values)
-
-
-def quote(text: str, limit: int = 70) -> str:
-    """``text`` shortened to ``limit`` characters for an explanation (ends with an ellipsis)."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + "\u2026"
 
 
 class VoiceBaseline:
@@ -89,19 +81,3 @@ class VoiceBaseline:
             return None
         st = 12.0 * math.log2(f0_hz / usual_f0) if f0_hz and usual_f0 else 0.0
         return level_db - usual_db, st
-
-
-class InterruptionRun:
-    """Talking over someone again within ``merge_s`` of the last time is the same interruption."""
-
-    def __init__(self, merge_s: float = 2.0) -> None:
-        self.merge_s = merge_s
-        self._end = -1e9
-
-    def is_new(self, start: float, end: float) -> bool:
-        """Record an overlap ``[start, end]``; True when it starts a new interruption."""
-        if start < self._end + self.merge_s:
-            self._end = max(self._end, end)
-            return False
-        self._end = end
-        return True

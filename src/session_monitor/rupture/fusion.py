@@ -29,13 +29,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from session_monitor.events import Alert, Event, Marker, Signal
+from session_monitor.events import RUPTURE_KINDS, Alert, Event, Marker, Signal
 from session_monitor.settings.loader import FusionSettings
 
-__all__ = ["KINDS", "Contribution", "Fusion"]
+__all__ = ["CUES", "KINDS", "MIN_CONTRIBUTION", "Contribution", "Fusion"]
 
-KINDS = ("withdrawal", "confrontation")
-_MIN_CONTRIBUTION = 0.002  # below this a faded marker is dropped (bounds the active list)
+KINDS = RUPTURE_KINDS
+#: Below this a faded marker is dropped (bounds the active list).
+MIN_CONTRIBUTION = 0.002
+#: The patient's cues, each weighted by its ``<cue>_weight`` setting; any other cue counts as lexical.
+CUES = ("lexical", "timing", "prosody", "turn_taking")
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,7 @@ class Fusion:
             return min(1.0, s.repair_weight * m.strength)
         if m.speaker == "therapist":
             return min(s.therapist_cap, s.therapist_weight * m.strength)
-        w = {"lexical": s.lexical_weight, "timing": s.timing_weight, "prosody": s.prosody_weight,
-             "turn_taking": s.turn_taking_weight}.get(m.cue, s.lexical_weight)
+        w = getattr(s, f"{m.cue}_weight") if m.cue in CUES else s.lexical_weight
         return min(s.cue_cap, w * m.strength)
 
     def add(self, marker: Marker) -> None:
@@ -103,8 +105,8 @@ class Fusion:
 
     def _scores(self, t: float, dt: float) -> dict[str, float]:
         tau, rtau = self.s.evidence_tau_s, self.s.repair_tau_s
-        self._active = [c for c in self._active if c.at(t, tau) >= _MIN_CONTRIBUTION]
-        self._repairs = [c for c in self._repairs if c.at(t, rtau) >= _MIN_CONTRIBUTION]
+        self._active = [c for c in self._active if c.at(t, tau) >= MIN_CONTRIBUTION]
+        self._repairs = [c for c in self._repairs if c.at(t, rtau) >= MIN_CONTRIBUTION]
         keep = 1.0
         for c in self._repairs:
             keep *= 1.0 - c.at(t, rtau)

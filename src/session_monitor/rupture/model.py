@@ -1,9 +1,10 @@
 """The rupture model: the analyzer the pipeline runs over its event stream.
 
-Evidence (patient and therapist side, :mod:`evidence` and :mod:`therapist`) turns
-speech, prosody, turn-taking and transcripts into ``marker`` events; fusion
-(:mod:`fusion`) turns markers into ``signal`` and ``alert`` events; closed rupture
-episodes become ``episode`` events (:mod:`episodes`). Everything runs on session
+Evidence (patient and therapist side, :mod:`session_monitor.rupture.patient` and
+:mod:`session_monitor.rupture.therapist`) turns speech, prosody, turn-taking and
+transcripts into ``marker`` events; fusion (:mod:`session_monitor.rupture.fusion`) turns
+markers into ``signal`` and ``alert`` events; closed rupture episodes become ``episode``
+events (:mod:`session_monitor.rupture.episodes`). Everything runs on session
 time only, so the same events in give the same markers, signal and alerts out.
 
 Speakers named ``unknown`` (mono input before attribution) yield no evidence: the
@@ -22,7 +23,7 @@ from session_monitor.rupture.fusion import Fusion
 from session_monitor.rupture.lexicon import Lexicon, load_lexicon
 from session_monitor.rupture.patient import PatientEvidence
 from session_monitor.rupture.therapist import TherapistEvidence
-from session_monitor.settings.loader import EvidenceSettings, Settings, config_dir
+from session_monitor.settings.loader import EvidenceSettings, FusionSettings, Settings, config_dir
 
 __all__ = ["OUTPUT_TYPES", "RuptureModel", "build_analyzers", "markers_path", "run_on_events"]
 
@@ -41,20 +42,32 @@ def markers_path(settings: EvidenceSettings) -> Path:
 
 
 class RuptureModel:
-    """Analyzer: ``on_event`` / ``tick`` / ``finish`` (see :class:`pipeline.Analyzer`).
+    """Analyzer: ``on_event`` / ``tick`` / ``finish`` (see :class:`session_monitor.session.stages.Analyzer`).
 
     Parameters
     ----------
-    settings : the whole settings tree (it takes [evidence] and [fusion])
+    evidence : the [evidence] section
+    fusion : the [fusion] section
+    features_hz : rate of the ``prosody`` events (``prosody.features_hz``)
     lexicon : phrases; loaded from ``evidence.markers_file`` when None
+    fusion_stage : the fusion to feed (``tune`` passes one that records its calls); a new
+        :class:`~session_monitor.rupture.fusion.Fusion` with ``fusion`` when None
     """
 
-    def __init__(self, settings: Settings, *, lexicon: Lexicon | None = None) -> None:
-        self.lexicon = lexicon if lexicon is not None else load_lexicon(markers_path(settings.evidence))
-        self.therapist = TherapistEvidence(settings.evidence, self.lexicon)
-        self.patient = PatientEvidence(settings.evidence, self.lexicon, self.therapist)
-        self.fusion = Fusion(settings.fusion)
-        self.episodes = EpisodeTracker(grace_s=settings.fusion.episode_repair_grace_s)
+    def __init__(self, evidence: EvidenceSettings, fusion: FusionSettings, *, features_hz: float,
+                 lexicon: Lexicon | None = None, fusion_stage: Fusion | None = None) -> None:
+        self.lexicon = lexicon if lexicon is not None else load_lexicon(markers_path(evidence))
+        self.therapist = TherapistEvidence(evidence, self.lexicon)
+        self.patient = PatientEvidence(evidence, self.lexicon, self.therapist, features_hz=features_hz)
+        self.fusion = fusion_stage if fusion_stage is not None else Fusion(fusion)
+        self.episodes = EpisodeTracker(grace_s=fusion.episode_repair_grace_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, lexicon: Lexicon | None = None,
+                      fusion_stage: Fusion | None = None) -> RuptureModel:
+        """The model with its sections of ``settings`` ([evidence], [fusion], ``prosody.features_hz``)."""
+        return cls(settings.evidence, settings.fusion, features_hz=settings.prosody.features_hz, lexicon=lexicon,
+                   fusion_stage=fusion_stage)
 
     def on_event(self, event: Event) -> list[Event]:
         if event.type in OUTPUT_TYPES:
@@ -94,7 +107,7 @@ class RuptureModel:
 
 def build_analyzers(settings: Settings) -> list[RuptureModel]:
     """The analyzers a session runs (the pipeline's ``analyzers=``)."""
-    return [RuptureModel(settings)]
+    return [RuptureModel.from_settings(settings)]
 
 
 def _typed(events: Iterable[dict[str, Any] | Event]) -> Iterator[Event]:

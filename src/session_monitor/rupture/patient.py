@@ -31,10 +31,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from session_monitor.events import Event, Gap, Marker, Overlap, Prosody, Speech, SpeechOnset, Transcript
-from session_monitor.rupture.baselines import InterruptionRun, RunningMedian, VoiceBaseline, quote
+from session_monitor.rupture.baselines import RunningMedian, VoiceBaseline
 from session_monitor.rupture.lexicon import Lexicon, normalize
+from session_monitor.rupture.markers import InterruptionRun, Once, interruption_marker, lexical_markers, quote
 from session_monitor.rupture.therapist import Invitation, TherapistEvidence
 from session_monitor.settings.loader import EvidenceSettings
+from session_monitor.talk_time import TalkTime
 
 __all__ = ["PatientEvidence"]
 
@@ -67,10 +69,14 @@ class PatientEvidence:
     settings : the [evidence] section
     lexicon : phrases (patient entries)
     therapist : the therapist side, asked what the patient's reply followed
+    features_hz : rate of the ``prosody`` events (``prosody.features_hz``): a turn's speaking
+        time is counted in them
     """
 
-    def __init__(self, settings: EvidenceSettings, lexicon: Lexicon, therapist: TherapistEvidence) -> None:
+    def __init__(self, settings: EvidenceSettings, lexicon: Lexicon, therapist: TherapistEvidence, *,
+                 features_hz: float = 10.0) -> None:
         self.s = settings
+        self.frame_s = 1.0 / features_hz
         self.lexicon = lexicon
         self.therapist = therapist
         n, m = settings.baseline_n, settings.baseline_min_n
@@ -87,12 +93,11 @@ class PatientEvidence:
         #: the rupture model drains this list
         self.engaged: list[float] = []
         self._trend: deque[tuple[float, float | None]] = deque(maxlen=8)  # (drop_db, rate_ratio) per turn
-        self._seen: set[tuple[float, str]] = set()
-        self._seen_order: deque[tuple[float, str]] = deque()
+        self._once = Once()  # (utterance start, marker) already emitted
         self._last_therapist_end = -1.0
         self._last_speaker: str | None = None
         self._interruptions = InterruptionRun()
-        self._segments: deque[tuple[str, float, float]] = deque()  # within the share window
+        self._talk = TalkTime()  # speech within the share window
         self._before: dict[str, float] = {"patient": 0.0, "therapist": 0.0}  # speech before the window
         self._next_share_check = 0.0
         self._last_share_emit = -1e9
@@ -181,7 +186,7 @@ class PatientEvidence:
         turn.frames += 1
         if ev.f0_hz:
             turn.f0.append(ev.f0_hz)
-        if turn.voice is None and turn.frames * 0.1 >= self.s.voice_min_speech_s - 1e-9:
+        if turn.voice is None and turn.frames * self.frame_s >= self.s.voice_min_speech_s - 1e-9:
             level = 10.0 * math.log10(turn.power / turn.frames)
             f0 = sorted(turn.f0)[len(turn.f0) // 2] if turn.f0 else None
             out = self._judge_voice(turn, ev.t, self.onset_voice.compare(level, f0))
@@ -211,7 +216,7 @@ class PatientEvidence:
 
     def _speech(self, seg: Speech) -> list[Marker]:
         out: list[Marker] = []
-        self._segments.append((seg.speaker, seg.start, seg.end))
+        self._talk.add(seg.speaker, seg.start, seg.end)
         if seg.speaker == "therapist":
             self._last_therapist_end = max(self._last_therapist_end, seg.end)
             return out
@@ -231,19 +236,9 @@ class PatientEvidence:
         return out
 
     def _transcript(self, tr: Transcript) -> list[Marker]:
-        out: list[Marker] = []
-        for hit in self.lexicon.match(tr.text, speaker="patient", words=tr.words):
-            if hit.marker == "minimal_response":
-                continue  # only for short replies, below
-            key = (round(tr.start, 3), hit.marker)
-            if key in self._seen:
-                continue
-            self._remember(key)
-            sent = hit.sentence
-            out.append(self._marker(tr.t, hit.kind, hit.marker, hit.strength,
-                                    sent.start if sent.start is not None else tr.start,
-                                    sent.end if sent.end is not None else tr.end,
-                                    f"{hit.explanation}: '{quote(sent.text)}'", "lexical"))
+        hits = [h for h in self.lexicon.match(tr.text, speaker="patient", words=tr.words)
+                if h.marker != "minimal_response"]  # that one only for short replies, below
+        out = lexical_markers(tr, hits, speaker="patient", once=self._once)
         turn = self._turn
         if turn is None or turn.onset > tr.end:
             turn = self._last_turn
@@ -269,12 +264,6 @@ class PatientEvidence:
                 out.append(self._marker(tr.t, "withdrawal", "minimal_response", strength, tr.start, tr.end,
                                         f"short answer '{quote(tr.text, 40)}' to {inv.phrase}", "lexical"))
         return out
-
-    def _remember(self, key: tuple[float, str]) -> None:
-        self._seen.add(key)
-        self._seen_order.append(key)
-        while len(self._seen_order) > 200:
-            self._seen.discard(self._seen_order.popleft())
 
     def _close_turn(self, t: float) -> list[Marker]:
         """The therapist speaks again: the patient's reply is over; judge the trend."""
@@ -304,12 +293,9 @@ class PatientEvidence:
                              "prosody")]
 
     def _overlap(self, ov: Overlap) -> list[Marker]:
-        if ov.speaker != "patient" or ov.over_speaker != "therapist" or ov.duration_s < self.s.interrupt_min_s:
-            return []
-        if not self._interruptions.is_new(ov.start, ov.end):
-            return []
-        return [self._marker(ov.t, "confrontation", "interrupting_therapist", 0.5 + 0.25 * ov.duration_s,
-                             ov.start, ov.end, f"patient talked over you ({ov.duration_s:.1f} s)", "turn_taking")]
+        return interruption_marker(ov, speaker="patient", over="therapist", min_s=self.s.interrupt_min_s,
+                                   run=self._interruptions, kind="confrontation", marker="interrupting_therapist",
+                                   explanation=f"patient talked over you ({ov.duration_s:.1f} s)")
 
     # -- session-level cues ------------------------------------------------------------------------------------
 
@@ -318,14 +304,10 @@ class PatientEvidence:
             return []
         self._next_share_check = t + 1.0
         lo = t - self.s.share_window_s
-        while self._segments and self._segments[0][2] < lo:
-            speaker, a, b = self._segments.popleft()
+        for speaker, a, b in self._talk.evict_before(lo):
             if speaker in self._before:
                 self._before[speaker] += b - a
-        recent = {"patient": 0.0, "therapist": 0.0}
-        for speaker, a, b in self._segments:
-            if speaker in recent:
-                recent[speaker] += max(0.0, min(b, t) - max(a, lo))
+        recent = self._talk.in_window(lo, t, speakers=("patient", "therapist"))
         before_total = sum(self._before.values())
         recent_total = sum(recent.values())
         if lo < self.s.share_min_history_s or before_total <= 0 or recent_total < 0.3 * self.s.share_window_s:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from session_monitor.events import Event, Marker, Overlap, Prosody, Speech, TalkShare, Transcript
-from session_monitor.rupture.baselines import InterruptionRun, quote
 from session_monitor.rupture.lexicon import Lexicon, normalize, split_sentences
+from session_monitor.rupture.markers import InterruptionRun, Once, interruption_marker, lexical_markers
 from session_monitor.settings.loader import EvidenceSettings
 
 __all__ = ["Invitation", "TherapistEvidence"]
@@ -81,8 +81,7 @@ class TherapistEvidence:
         self._f0: deque[tuple[float, float]] = deque(maxlen=400)  # (t, f0_hz) of the last ~40 s
         self._last_seg: tuple[float, bool, float] | None = None  # (end, rising, rise_st)
         self._last_utt: Invitation | None = None
-        self._seen: set[tuple[float, str]] = set()  # (utterance start, marker) already emitted
-        self._seen_order: deque[tuple[float, str]] = deque()
+        self._once = Once()  # (utterance start, marker) already emitted
         self._last_patient_text = ""
         self._patient_since_turn = False
         self._turns_without_reflection = 0
@@ -183,24 +182,8 @@ class TherapistEvidence:
         return out
 
     def _lexical(self, tr: Transcript) -> list[Marker]:
-        out: list[Marker] = []
-        for hit in self.lexicon.match(tr.text, speaker="therapist", words=tr.words):
-            key = (round(tr.start, 3), hit.marker)
-            if key in self._seen:
-                continue
-            self._remember(key)
-            sent = hit.sentence
-            out.append(Marker(t=tr.t, speaker="therapist", kind=hit.kind, marker=hit.marker,
-                              strength=hit.strength, start=sent.start if sent.start is not None else tr.start,
-                              end=sent.end if sent.end is not None else tr.end, cue="lexical",
-                              explanation=f"{hit.explanation}: '{quote(sent.text)}'"))
-        return out
-
-    def _remember(self, key: tuple[float, str]) -> None:
-        self._seen.add(key)
-        self._seen_order.append(key)
-        while len(self._seen_order) > 200:  # bounded: only recent utterances can repeat
-            self._seen.discard(self._seen_order.popleft())
+        hits = self.lexicon.match(tr.text, speaker="therapist", words=tr.words)
+        return lexical_markers(tr, hits, speaker="therapist", once=self._once)
 
     def _reflections(self, tr: Transcript) -> list[Marker]:
         if not self._patient_since_turn:
@@ -220,13 +203,9 @@ class TherapistEvidence:
                        explanation=f"your last {n} turns did not reflect the patient's own words")]
 
     def _overlap(self, ov: Overlap) -> list[Marker]:
-        if ov.speaker != "therapist" or ov.over_speaker != "patient" or ov.duration_s < self.s.interrupt_min_s:
-            return []
-        if not self._interruptions.is_new(ov.start, ov.end):
-            return []
-        return [Marker(t=ov.t, speaker="therapist", kind="confrontation", marker="therapist_interrupting",
-                       strength=min(1.0, 0.5 + 0.25 * ov.duration_s), start=ov.start, end=ov.end,
-                       cue="turn_taking", explanation=f"you talked over the patient ({ov.duration_s:.1f} s)")]
+        return interruption_marker(ov, speaker="therapist", over="patient", min_s=self.s.interrupt_min_s,
+                                   run=self._interruptions, kind="confrontation", marker="therapist_interrupting",
+                                   explanation=f"you talked over the patient ({ov.duration_s:.1f} s)")
 
     def _talk_share(self, ts: TalkShare) -> list[Marker]:
         share = ts.shares.get("therapist")

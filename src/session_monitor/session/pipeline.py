@@ -19,34 +19,40 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.audio.read_ahead import read_ahead
-from session_monitor.audio.ring import AudioRing
+from session_monitor.audio.source import AudioSource
 from session_monitor.events import Event, Health, SessionEvent, Speech, Transcript
 from session_monitor.prosody.tracker import ProsodyTracker
 from session_monitor.prosody.tracker import warm_up as warm_up_prosody
 from session_monitor.session.bus import EventBus
-from session_monitor.session.stages import Analyzer, AudioSource, RunStats
-from session_monitor.settings.loader import Settings
-from session_monitor.speakers.attribution import RoleProsody, build_attribution
+from session_monitor.session.stages import Analyzer, RunStats
+from session_monitor.session.transcript_feed import TranscriptFeed, TranscriptSlot, to_transcript
+from session_monitor.settings import ProsodySettings, Settings, SpeechActivitySettings, TranscriberSettings
+from session_monitor.speakers.attribution import MonoAttribution, RoleProsody, build_attribution
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
-from session_monitor.speech.early_finals import EarlyFinals
-from session_monitor.speech.replay_batching import ReplayBatches
-from session_monitor.speech.transcriber import TranscriptionJob, TranscriptionResult, TranscriptionWorker
+from session_monitor.speech.transcriber import TranscriptionResult, TranscriptionWorker
 from session_monitor.speech.turns import TurnTracker
 
-__all__ = ["Pipeline", "Analyzer", "AudioSource", "RunStats"]
+__all__ = ["AnalyzerTick", "Pipeline"]
 
 logger = logging.getLogger(__name__)
 
-_TICK = "tick"
-_JOB = "job"
+
+@dataclass(frozen=True, slots=True)
+class AnalyzerTick:
+    """Outbox entry: the analyzers tick at this entry's time (a block end)."""
+
+
+_TICK = AnalyzerTick()
+#: What the ordered output holds: an event, a tick of the analyzers, or a replay's transcript slot.
+OutboxItem = Event | AnalyzerTick | TranscriptSlot
 #: Audio read ahead and scored by the VAD at once on a --speed max replay (samples).
 _SCORE_AHEAD = 4 * SAMPLE_RATE
 
@@ -56,10 +62,11 @@ class Pipeline:
 
     Parameters
     ----------
-    settings : Settings
     source : AudioSource
     bus : EventBus
     roles : speaker of each source channel, in order
+    speech_activity, prosody, transcriber : the settings sections of those stages
+    attribution : the speaker attribution of a mono input (``build_attribution``), else None
     worker : transcription worker, or None for prosody only
     analyzers : stages over the event stream
     deterministic : order transcripts by utterance close time (``--speed max``)
@@ -67,19 +74,21 @@ class Pipeline:
 
     def __init__(
         self,
-        settings: Settings,
         source: AudioSource,
         bus: EventBus,
         *,
         roles: Sequence[str],
+        speech_activity: SpeechActivitySettings,
+        prosody: ProsodySettings,
+        transcriber: TranscriberSettings,
+        attribution: MonoAttribution | None = None,
         worker: TranscriptionWorker | None = None,
         analyzers: Sequence[Analyzer] = (),
         deterministic: bool = False,
         health_every_s: float = 1.0,
-        on_progress: Callable[[float, "RunStats"], None] | None = None,
+        on_progress: Callable[[float, RunStats], None] | None = None,
         audio_sink: Callable[[np.ndarray], None] | None = None,
     ) -> None:
-        self.settings = settings
         self.source = source
         self.bus = bus
         self.roles = list(roles)
@@ -89,26 +98,18 @@ class Pipeline:
         self.health_every_s = health_every_s
         self.on_progress = on_progress
         self.audio_sink = audio_sink
-        self.vads = [
-            SpeechActivity(settings.speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)
-        ]
-        self.prosody = [ProsodyTracker(settings.prosody, speaker=r) for r in self.roles]
+        self.vads = [SpeechActivity(speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)]
+        self.prosody = [ProsodyTracker(prosody, speaker=r) for r in self.roles]
         # speaker attribution (mono input labelled "unknown"): relabels the VAD's events and
-        # routes the channel's prosody to one tracker per role; None otherwise (see attribution.py)
-        self.attribution = build_attribution(settings, self.roles)
-        if self.attribution is not None:
-            self.prosody[0] = RoleProsody(settings.prosody, self.attribution)
-        self.turns = TurnTracker(talk_window_s=settings.prosody.talk_window_s)
-        keep_s = settings.speech_activity.max_utterance_s + 5.0 + settings.transcriber.pad_ms / 1000
-        self.rings = [AudioRing(int(keep_s * SAMPLE_RATE)) for _ in self.roles]
-        self._outbox: list[tuple[float, int, Any]] = []
+        # routes the channel's prosody to one tracker per role (see speakers/attribution.py)
+        self.attribution = attribution
+        if attribution is not None:
+            self.prosody[0] = RoleProsody(prosody, attribution)
+        self.turns = TurnTracker(talk_window_s=prosody.talk_window_s)
+        keep_s = speech_activity.max_utterance_s + 5.0 + transcriber.pad_ms / 1000
+        self.feed = TranscriptFeed(worker, transcriber, roles=self.roles, deterministic=deterministic, keep_s=keep_s)
+        self._outbox: list[tuple[float, int, OutboxItem]] = []
         self._seq = 0
-        self._results: dict[int, TranscriptionResult] = {}
-        self.batches = ReplayBatches(worker, settings.transcriber) if worker is not None and deterministic else None
-        live_asr = worker is not None and not deterministic
-        self.early = EarlyFinals() if live_asr and settings.transcriber.early_final else None
-        self._next_interim = [0.0] * len(self.roles)
-        self._pad = settings.transcriber.pad_ms * SAMPLE_RATE // 1000  # samples kept around an utterance
         self._next_health = 0.0
         self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
         self._inbox_lock = threading.Lock()
@@ -116,7 +117,13 @@ class Pipeline:
         self._audio_ok = True
         self._lost_since: float | None = None
         self.stats = RunStats()
-        self.last_transcripts: list[Transcript] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings, source: AudioSource, bus: EventBus, *, roles: Sequence[str],
+                      **kwargs: Any) -> Pipeline:
+        """A pipeline with the sections of ``settings`` and the attribution its roles need."""
+        return cls(source, bus, roles=roles, speech_activity=settings.speech_activity, prosody=settings.prosody,
+                   transcriber=settings.transcriber, attribution=build_attribution(settings, list(roles)), **kwargs)
 
     # -- other threads ----------------------------------------------------------------------------
 
@@ -138,9 +145,9 @@ class Pipeline:
     # -- run ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def warm_up(settings: Settings | None = None) -> None:
+    def warm_up(prosody: ProsodySettings | None = None) -> None:
         """The pitch tracker (librosa's numba compilation, if chosen), before any audio flows."""
-        warm_up_prosody(settings.prosody.pitch if settings is not None else "yin")
+        warm_up_prosody(prosody.pitch if prosody is not None else "yin")
 
     def run(self, stop: threading.Event | None = None) -> RunStats:
         """Process the whole source (or until ``stop`` is set); returns run statistics."""
@@ -149,7 +156,7 @@ class Pipeline:
                                      channels=self.source.channels, roles=tuple(self.roles)))
         self._flush(final=False)
         interrupted = False
-        blocks = self.source.blocks()
+        blocks: Iterator[np.ndarray] = iter(self.source.blocks())
         if self.deterministic:
             blocks = read_ahead(blocks, self._prime, group_samples=_SCORE_AHEAD)
         try:
@@ -166,9 +173,8 @@ class Pipeline:
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            close = getattr(blocks, "close", None)
-            if close is not None:
-                close()  # a --speed max replay's reader thread stops here
+            if isinstance(blocks, Generator):
+                blocks.close()  # a --speed max replay's reader thread stops here
             self._finish(complete=not interrupted)
             self.stats.wall_s = time.perf_counter() - wall0
             self.stats.completed = not interrupted
@@ -187,13 +193,7 @@ class Pipeline:
             flushed = self.vads[c].flush()
             out.extend(self.attribution.process(None, flushed) if self.attribution is not None else flushed)
         self._handle_stage_output(out, t)
-        if self.batches is not None:
-            self.batches.send_all()
-        if self.worker is not None:
-            self.worker.close(drain=True)
-            self._collect_results(t)
-            if self.early is not None:
-                self._publish_results(self.early.finish(), t)
+        self._push_results(self.feed.finish(), t)
         self._push(t, _TICK)
         self._flush(final=True)
         for analyzer in self.analyzers:
@@ -212,7 +212,7 @@ class Pipeline:
         for c in range(len(self.roles)):
             samples = block[c]
             frame = Frame(start, c, samples)
-            self.rings[c].append(samples)
+            self.feed.rings[c].append(samples)
             vad_out = self.vads[c].process(frame)
             if self.attribution is not None:  # mono: who is speaking
                 vad_out = self.attribution.process(frame, vad_out)
@@ -225,10 +225,9 @@ class Pipeline:
         if self.worker is not None and self.worker.ensure_running():
             self._next_health = 0.0
         self._handle_stage_output(out, t)
-        self._maybe_interim(t)
-        if self.batches is not None:
-            self.batches.send_stale(t)
-        self._collect_results(t)
+        self._push_all(self.feed.interim(self.vads, t))
+        self.feed.send_stale(t)
+        self._push_results(self.feed.collect(), t)
         for ev in self.drain_inbox():
             self._push(ev.t, ev)
         for ev in self.turns.tick(t):
@@ -255,8 +254,8 @@ class Pipeline:
         items.sort(key=lambda e: e.t)
         for item in items:
             if isinstance(item, UtteranceReady):
-                self._submit(item.channel, item.start_sample, item.end_sample, final=True, t=item.t,
-                             speaker=item.speaker)
+                self._push_all(self.feed.submit(item.channel, item.start_sample, item.end_sample, final=True,
+                                                t=item.t, speaker=item.speaker))
                 continue
             if isinstance(item, Speech):
                 # an attributed mono speaker is not a channel role: channel 0's per-role prosody has it
@@ -264,102 +263,35 @@ class Pipeline:
                 summary = self.prosody[c].summarize(item.start, item.end)
                 item = replace(item, intensity_db=summary.intensity_db, f0_hz=summary.f0_hz,
                                syllable_rate_hz=summary.syllable_rate_hz)
-                self._start_early_final(c, item.speaker, t)
+                self._push_results(self.feed.at_pause(c, item.speaker, t, self.vads[c], self.position), t)
             self._push(item.t, item)
             for ev in self.turns.on_event(item):
                 self._push(ev.t, ev)
 
-    # -- transcription --------------------------------------------------------------------------------------
+    # -- transcripts --------------------------------------------------------------------------------------
 
-    def _job(self, channel: int, start: int, end: int, *, final: bool, t: float,
-             speaker: str | None) -> TranscriptionJob | None:
-        a0 = max(0, start - self._pad)
-        audio = self.rings[channel].get(a0, end + self._pad)
-        if len(audio) < SAMPLE_RATE // 10:
+    def _transcript(self, result: TranscriptionResult, t: float) -> Transcript | None:
+        ev = to_transcript(result, t)
+        if ev is None:
             return None
-        self._seq += 1
-        return TranscriptionJob(self._seq, channel, speaker or self.roles[channel], a0 / SAMPLE_RATE,
-                                (a0 + len(audio)) / SAMPLE_RATE, audio.copy(), final, t)
+        if self.attribution is not None:
+            ev = self.attribution.annotate(ev)
+        self.stats.transcripts += 1
+        return ev
 
-    def _submit(self, channel: int, start: int, end: int, *, final: bool, t: float,
-                speaker: str | None = None) -> None:
-        if self.worker is None:
-            return
-        job = self._job(channel, start, end, final=final, t=t, speaker=speaker)
-        if job is None:
-            return
-        if final:
-            self._next_interim[channel] = 0.0
-        if self.batches is not None:
-            self._push(t, (_JOB, job.seq))
-            self.batches.add(job)
-            return
-        if final and self.early is not None:
-            covered, ready = self.early.close(channel, job.start, job.end, job.speaker)
-            self._publish_results(ready, t)
-            if covered:
-                return  # the early pass at the pause has (or will have) these very words
-        self.worker.submit(job, drop_oldest=True)
-
-    def _start_early_final(self, channel: int, speaker: str, t: float) -> None:
-        """At a pause, if the worker is idle: transcribe the utterance so far (see early_finals)."""
-        if self.early is None or self.worker is None or self.worker.pending:
-            return
-        span = self.vads[channel].paused_utterance()
-        if span is None or self.position < span[1] + self._pad:
-            return  # still speaking, or the padding after the pause is not recorded yet
-        job = self._job(channel, span[0], span[1], final=True, t=t, speaker=speaker)
-        if job is not None:
-            self._publish_results(self.early.started(job), t)
-            self.worker.submit(job, drop_oldest=True)
-
-    def _maybe_interim(self, t: float) -> None:
-        every = self.settings.transcriber.interim_every_s
-        if self.worker is None or every <= 0 or self.deterministic:
-            return  # interim passes serve live latency; a --speed max replay needs only finals
-        for c, vad in enumerate(self.vads):
-            span = vad.open_utterance()
-            if span is None:
-                continue
-            length = (span[1] - span[0]) / SAMPLE_RATE
-            if self._next_interim[c] == 0.0:
-                self._next_interim[c] = every
-            if length >= self._next_interim[c] and self.worker.pending == 0:
-                self._next_interim[c] = length + every
-                self._submit(c, span[0], span[1], final=False, t=t)
-
-    def _collect_results(self, t: float) -> None:
-        if self.worker is None:
-            return
-        for result in self.worker.results():
-            if self.deterministic:
-                self._results[result.job.seq] = result
-            else:
-                self._publish_results(self.early.result(result) if self.early is not None else [result], t)
-
-    def _publish_results(self, results: list[TranscriptionResult], t: float) -> None:
+    def _push_results(self, results: list[TranscriptionResult], t: float) -> None:
         """Live: transcripts enter the stream when they are ready."""
         for result in results:
             ev = self._transcript(result, t)
             if ev is not None:
                 self._push(t, ev)
 
-    def _transcript(self, result: TranscriptionResult, t: float) -> Transcript | None:
-        job = result.job
-        text = result.text
-        if not text:
-            return None
-        words = result.words
-        words_per_s = None
-        if len(words) >= 2 and words[-1].end > words[0].start:
-            words_per_s = len(words) / (words[-1].end - words[0].start)
-        ev = Transcript(t=t, speaker=job.speaker, start=job.start, end=job.end, text=text, words=words,
-                        final=job.final, words_per_s=words_per_s, asr_lag_s=t - job.end,
-                        asr_compute_s=result.compute_s)
-        if self.attribution is not None:
-            ev = self.attribution.annotate(ev)
-        self.stats.transcripts += 1
-        return ev
+    def _push_all(self, items: list[tuple[float, TranscriptSlot | TranscriptionResult]]) -> None:
+        for t, item in items:
+            if isinstance(item, TranscriptSlot):
+                self._push(t, item)
+            else:
+                self._push_results([item], t)
 
     def _health(self, t: float) -> Health:
         w = self.worker
@@ -371,38 +303,29 @@ class Pipeline:
             t=t, overflows=self.source.overflows, asr_queue=w.pending if w else 0,
             asr_skipped=w.skipped if w else 0, asr_errors=w.errors if w else 0,
             asr_restarts=w.restarts if w else 0, asr_lag_s=lag, audio_ok=self.source.audio_ok,
-            message=getattr(self.source, "message", ""), rtf=self.stats.rtf or None,
+            message=self.source.message, rtf=self.stats.rtf or None,
         )
 
     # -- ordered output -------------------------------------------------------------------------------------
 
-    def _push(self, t: float, item: Any) -> None:
+    def _push(self, t: float, item: OutboxItem) -> None:
         self._seq += 1
         heapq.heappush(self._outbox, (t, self._seq, item))
 
     def _flush(self, *, final: bool) -> None:
         while self._outbox:
             t, _seq, item = self._outbox[0]
-            if isinstance(item, tuple) and item[0] == _JOB:
-                job_seq = item[1]
-                if job_seq not in self._results:
-                    behind = self.now_s - t
-                    if not final and behind < self.settings.transcriber.max_lookahead_s:
-                        return
-                    assert self.worker is not None and self.batches is not None
-                    self.batches.send_holding(job_seq)  # normally sent already, by session time
-                    self.worker.wait_for(job_seq)
-                    self._collect_results(self.now_s)
-                    if job_seq not in self._results:  # skipped or failed: nothing to publish
-                        heapq.heappop(self._outbox)
-                        continue
+            if isinstance(item, TranscriptSlot):
+                ready, result = self.feed.slot_result(item, behind_s=self.now_s - t, final=final)
+                if not ready:
+                    return
                 heapq.heappop(self._outbox)
-                ev = self._transcript(self._results.pop(job_seq), t)
+                ev = self._transcript(result, t) if result is not None else None
                 if ev is not None:
                     self._publish(ev)
                 continue
             heapq.heappop(self._outbox)
-            if item == _TICK:
+            if isinstance(item, AnalyzerTick):
                 for analyzer in self.analyzers:
                     self._publish_all(analyzer.tick(t))
             else:
@@ -416,8 +339,6 @@ class Pipeline:
         self.stats.events += 1
         if isinstance(event, Speech):
             self.stats.speech_segments += 1
-        if isinstance(event, Transcript):
-            self.last_transcripts = (self.last_transcripts + [event])[-5:]
         self.bus.publish(event)
         for analyzer in self.analyzers:
             for derived in analyzer.on_event(event):

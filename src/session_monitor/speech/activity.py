@@ -157,13 +157,6 @@ class SpeechActivity:
 
     # -- public -----------------------------------------------------------------------------
 
-    def silence_s(self) -> float | None:
-        """Seconds of silence so far on this channel (None while speaking or before speech)."""
-        if self.speaking and self._silence_start is None:
-            return None
-        since = self._silence_start if self._silence_start is not None else self.last_speech_end
-        return None if since is None else (self.position - since) / SAMPLE_RATE
-
     def prime(self, samples: np.ndarray) -> None:
         """Score the VAD over audio that :meth:`process` will get next, in one model call.
 

@@ -9,7 +9,6 @@ streaming policy (queue, thread, restarts) is :mod:`session_monitor.speech.trans
 
 from __future__ import annotations
 
-import os
 import re
 import zlib
 from collections.abc import Sequence
@@ -89,8 +88,6 @@ class WhisperBackend:
     def __init__(self, settings: TranscriberSettings) -> None:
         self.settings = settings
         target, self.name = resolve_model(settings)
-        if not settings.allow_download:
-            os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces: the hub is never asked
         from faster_whisper import WhisperModel
 
         try:

@@ -112,7 +112,6 @@ class TranscriptionWorker:
         self._stop = False
         self.skipped = 0
         self.errors = 0
-        self.skipped_seqs: set[int] = set()
         self._thread = threading.Thread(target=self._run, name="transcriber", daemon=True)
         self._thread.start()
 
@@ -143,7 +142,6 @@ class TranscriptionWorker:
                 while len(self._units) >= self.settings.queue_size:
                     for old in self._units.popleft():
                         self.skipped += 1
-                        self.skipped_seqs.add(old.seq)
                         logger.warning("ASR behind: skipped %.1f s utterance of %s", old.end - old.start,
                                        old.speaker)
             self._units.append(list(jobs))
@@ -177,8 +175,7 @@ class TranscriptionWorker:
                 self._cond.wait(remaining)
 
     def _done(self, seq: int) -> bool:
-        if seq in self.skipped_seqs:
-            return True
+        """Neither queued nor being transcribed: its result is in, or it was skipped."""
         if any(j.seq == seq for j in self._busy):
             return False
         return all(j.seq != seq for unit in self._units for j in unit)

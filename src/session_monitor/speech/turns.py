@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from session_monitor.events import Event, Gap, Overlap, Speech, SpeechOnset, TalkShare
+from session_monitor.talk_time import TalkTime
 
 __all__ = ["TurnTracker"]
 
@@ -44,7 +45,7 @@ class TurnTracker:
         self._last: tuple[str, float] | None = None  # (speaker, end) of the latest finished speech
         self._pending: list[tuple[SpeechOnset, set[str]]] = []  # onsets waiting for others' ends
         self._overlaps: list[tuple[str, str, float]] = []  # (speaker, over_speaker, start)
-        self._segments: deque[tuple[str, float, float]] = deque()
+        self._talk = TalkTime()
         self._next_share = share_every_s
         self._lost: deque[tuple[float, float]] = deque(maxlen=64)  # capture lost: no gaps across these
 
@@ -82,7 +83,7 @@ class TurnTracker:
     def _speech(self, seg: Speech) -> list[Event]:
         out: list[Event] = []
         self._open.pop(seg.speaker, None)
-        self._segments.append((seg.speaker, seg.start, seg.end))
+        self._talk.add(seg.speaker, seg.start, seg.end)
         if self._last is None or seg.end >= self._last[1]:
             self._last = (seg.speaker, seg.end)
         # onsets that waited for this speaker's end
@@ -116,11 +117,9 @@ class TurnTracker:
             return []
         self._next_share = t + self.share_every_s
         lo = t - self.talk_window_s
-        while self._segments and self._segments[0][2] < lo:
-            self._segments.popleft()
-        totals: dict[str, float] = {}
-        for speaker, start, end in self._segments:
-            totals[speaker] = totals.get(speaker, 0.0) + max(0.0, min(end, t) - max(start, lo))
+        for _ in self._talk.evict_before(lo):
+            pass
+        totals = self._talk.in_window(lo, t)
         for speaker, seg in self._open.items():
             totals[speaker] = totals.get(speaker, 0.0) + max(0.0, t - max(seg.start, lo))
         total = sum(totals.values())

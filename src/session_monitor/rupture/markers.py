@@ -1,0 +1,95 @@
+"""What the patient and the therapist evidence share: recognised cues into ``marker`` events.
+
+- :func:`quote`: an utterance shortened for an explanation;
+- :class:`Once`: a bounded memory of what was already said about an utterance (a
+  transcript can come twice: an interim pass, then the final);
+- :func:`lexical_markers`: the lexicon's hits in a transcript, each a marker quoting its sentence;
+- :class:`InterruptionRun` and :func:`interruption_marker`: one marker per interruption,
+  however many overlaps it is made of.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterable
+
+from session_monitor.events import Marker, Overlap, Transcript
+from session_monitor.rupture.lexicon import LexicalHit
+
+__all__ = ["InterruptionRun", "Once", "interruption_marker", "lexical_markers", "quote"]
+
+
+def quote(text: str, limit: int = 70) -> str:
+    """``text`` shortened to ``limit`` characters for an explanation (ends with an ellipsis)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "\u2026"
+
+
+def _clamp(strength: float) -> float:
+    return max(0.0, min(1.0, strength))
+
+
+class Once:
+    """Keys seen before, bounded to the last ``limit`` of them (only recent utterances repeat)."""
+
+    def __init__(self, limit: int = 200) -> None:
+        self.limit = limit
+        self._seen: set[Hashable] = set()
+        self._order: deque[Hashable] = deque()
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time ``key`` is seen (and remember it)."""
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._order.append(key)
+        while len(self._order) > self.limit:
+            self._seen.discard(self._order.popleft())
+        return True
+
+
+def lexical_markers(tr: Transcript, hits: Iterable[LexicalHit], *, speaker: str, once: Once) -> list[Marker]:
+    """One marker per hit not yet reported for this utterance, timed and quoting its sentence."""
+    out: list[Marker] = []
+    for hit in hits:
+        if not once.first((round(tr.start, 3), hit.marker)):
+            continue
+        sent = hit.sentence
+        start = sent.start if sent.start is not None else tr.start
+        end = sent.end if sent.end is not None else tr.end
+        out.append(Marker(t=tr.t, speaker=speaker, kind=hit.kind, marker=hit.marker, strength=_clamp(hit.strength),
+                          start=start, end=max(start, end), explanation=f"{hit.explanation}: '{quote(sent.text)}'",
+                          cue="lexical"))
+    return out
+
+
+class InterruptionRun:
+    """Talking over someone again within ``merge_s`` of the last time is the same interruption."""
+
+    def __init__(self, merge_s: float = 2.0) -> None:
+        self.merge_s = merge_s
+        self._end = -1e9
+
+    def is_new(self, start: float, end: float) -> bool:
+        """Record an overlap ``[start, end]``; True when it starts a new interruption."""
+        if start < self._end + self.merge_s:
+            self._end = max(self._end, end)
+            return False
+        self._end = end
+        return True
+
+
+def interruption_marker(ov: Overlap, *, speaker: str, over: str, min_s: float, run: InterruptionRun,
+                        kind: str, marker: str, explanation: str) -> list[Marker]:
+    """``speaker`` talking over ``over`` for at least ``min_s`` seconds, once per interruption.
+
+    Strength 0.5 plus 0.25 per second of overlap, at most 1.
+    """
+    if ov.speaker != speaker or ov.over_speaker != over or ov.duration_s < min_s:
+        return []
+    if not run.is_new(ov.start, ov.end):
+        return []
+    return [Marker(t=ov.t, speaker=speaker, kind=kind, marker=marker, strength=_clamp(0.5 + 0.25 * ov.duration_s),
+                   start=ov.start, end=max(ov.start, ov.end), explanation=explanation, cue="turn_taking")]
