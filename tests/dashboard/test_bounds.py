@@ -80,8 +80,9 @@ def test_presses_before_the_pipeline_starts_are_kept_at_t0(tmp_path):
     bus = EventBus()
     bus.subscribe(store.write)
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
-    pipeline = Pipeline(settings, source, bus, roles=["therapist", "patient"], worker=None, deterministic=True,
-                        analyzers=build_analyzers(settings))
+    pipeline = Pipeline.from_settings(settings, source, bus, roles=["therapist", "patient"], worker=None,
+                                      deterministic=True,
+                                      analyzers=build_analyzers(settings))
     annotations.attach(pipeline, store, None)
     pipeline.run(threading.Event())
     store.finish(complete=True)
