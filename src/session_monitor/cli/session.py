@@ -27,7 +27,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roles", metavar="R1,R2", help="speaker of each input channel, in order "
                    "(therapist, patient or unknown); default for stereo: therapist,patient")
     p.add_argument("--session-dir", metavar="DIR", help="folder to write (default: a new one under sessions/)")
-    p.add_argument("--force", action="store_true", help="reuse a non-empty --session-dir")
+    p.add_argument("--force", action="store_true", help="move an earlier session in --session-dir aside "
+                   "(to DIR.replaced-TIME) and start a fresh one")
     p.add_argument("--no-view", action="store_true", help="no terminal view")
     p.add_argument("--no-asr", action="store_true", help="prosody and timing only, no transcription")
     p.add_argument("--no-report", action="store_true", help="do not write report.html and timeline.csv at the end")
@@ -53,8 +54,8 @@ def add_parsers(sub: Any) -> None:
     live.add_argument("--device", help="capture device: index or (part of) its name; see 'devices'")
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
     live.add_argument("--consent", metavar="TEXT|FILE", help="consent record (required): a TOML/JSON file with "
-                      "who, when, covers, or a text such as \"A. B. consented to monitoring and transcript on "
-                      "2026-11-26\"")
+                      "who, when and [covers] monitoring/transcript/audio = true/false, or a text such as "
+                      "\"A. B. consented to monitoring on 2026-11-26\" (a text grants monitoring only)")
     _common(live)
 
 
