@@ -1,6 +1,6 @@
 """Every way a session can end ends cleanly: the signal matrix, the dashboard's end, no core files.
 
-The matrix replays a real 30 s conversation with the real Whisper model (``slow``) and sends
+The matrix replays a real two-speaker session with the real Whisper model (``slow``) and sends
 real signals to the real process at three moments: while the model loads (before the session
 exists), while the pipeline runs, and a second signal while the session is ending.
 """
@@ -21,10 +21,13 @@ import pytest
 
 from session_monitor.event_log import read_events
 from session_monitor.session.folder import LOCK_NAME
-from support.audio import SHARED_DATA
+from support.audio import SAMPLE_AUDIO, SHARED_DATA
 
 CONVERSATION = SHARED_DATA / "conversation_2speakers.wav"
 STEREO = SHARED_DATA / "stereo_diarization.wav"
+#: A 2-minute two-speaker session with speech throughout: at --speed max transcription falls behind,
+#: so ending it (finishing the pending utterances) takes seconds, long enough for a second signal.
+SPEECH = SAMPLE_AUDIO / "calm_reflective.flac"
 pytestmark = pytest.mark.skipif(not CONVERSATION.is_file(), reason=f"{CONVERSATION} is absent")
 
 
@@ -91,7 +94,7 @@ MATRIX = [  # (signals, moment, expected exit code, expected end_reason)
                          ids=["+".join(s) + "@" + m for s, m, _, _ in MATRIX])
 def test_signal_matrix_ends_cleanly(tmp_path, signals, moment, code, reason):
     folder = tmp_path / "s"
-    run = Run(str(CONVERSATION), "--no-view", "--session-dir", str(folder))
+    run = Run(str(SPEECH), "--no-view", "--session-dir", str(folder))
     if moment == "loading":  # the folder is claimed, the Whisper model is loading
         run.wait_for(lambda: (folder / LOCK_NAME).exists(), "claimed folder")
     else:

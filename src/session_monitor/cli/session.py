@@ -143,10 +143,11 @@ def _session(run: Any, end: Any, annotations: Any, dashboard: Any, args: argpars
         raise
     finally:
         run.close()
-    outcome = run.finish(stats, end_reason=reason, aborted=end.abort.is_set(), write_report=not args.no_report)
+    aborted = end.abort.is_set()  # one answer for session.json, the line below and the exit code
+    outcome = run.finish(stats, end_reason=reason, aborted=aborted, write_report=not args.no_report)
     for warning in input_warnings(source, stats):
         print(f"session-monitor: warning: {warning}", file=sys.stderr)
-    ended = "aborted" if end.abort.is_set() else ("finished" if stats.completed else "stopped")
+    ended = "aborted" if aborted else ("finished" if stats.completed else "stopped")
     print(f"session-monitor: {ended}: {stats.audio_s:.1f} s of audio, {stats.events} events, "
           f"{stats.rtf:.1f}x real time -> {outcome.folder}", file=sys.stderr)
     print(str(outcome.folder))

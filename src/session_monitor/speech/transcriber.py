@@ -191,7 +191,6 @@ class TranscriptionWorker:
             dropped = [job for unit in self._units for job in unit]
             self._units.clear()
             self.skipped += len(dropped)
-            self.skipped_seqs.update(job.seq for job in dropped)
             self._cond.notify_all()
         return len(dropped)
 
