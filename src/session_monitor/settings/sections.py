@@ -179,11 +179,18 @@ class AttributionSettings:
     """Who speaks on a single microphone (see docs/attribution.md)."""
 
     enabled: bool = rng()
+    embedding: str = rng(choices=("mfcc", "ge2e"))
     chunk_s: float = rng(0.3, 5)
     min_chunk_s: float = rng(0.1, 5)
+    context_s: float = rng(0, 2)
     min_confidence: float = rng(0.5, 1)
     change_confidence: float = rng(0.5, 1)
     lookahead_chunks: int = rng(0, 10)
+    new_voice_similarity: float = rng(0, 1)
+    new_voice_spread: float = rng(0, 10)
+    confidence_scale: float = rng(1, 200)
+    one_voice_confidence: float = rng(0.5, 1)
+    enrolled_weight: float = rng(0, 1000)
     unenrolled_therapist: str = rng(choices=("first", "second"))
     voice_profile: str = rng()
     enrol_min_s: float = rng(5, 600)

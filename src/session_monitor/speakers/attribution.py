@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.events import Event, Prosody, Speech, SpeechOnset, Transcript
 from session_monitor.prosody.tracker import ProsodyTracker, SegmentProsody
-from session_monitor.settings.loader import AttributionSettings, ProsodySettings, Settings
+from session_monitor.settings.sections import AttributionSettings, ProsodySettings, SpeechActivitySettings
 from session_monitor.speakers.clustering import Decision, TwoSpeakers
 from session_monitor.speakers.voice_features import HOP, WIN, MfccStream, speech_frames
 from session_monitor.speakers.voice_features import warm_up as warm_up_features
@@ -359,22 +360,39 @@ class _SharedAnalysisTracker(ProsodyTracker):
         return value
 
 
-def build_attribution(settings: Settings, roles: list[str]) -> MonoAttribution | None:
+def build_attribution(attribution: AttributionSettings, speech_activity: SpeechActivitySettings,
+                      roles: list[str], *, voice_profile: Path | None = None) -> MonoAttribution | None:
     """The attribution stage for a mono input labelled ``unknown`` with attribution on; else None.
 
-    Loads the enrolled therapist voice (see :func:`enrollment.voice_profile_path`) when there is one.
+    ``attribution.embedding`` chooses the voice features: ``mfcc`` (this module's
+    :class:`MonoAttribution`) or ``ge2e`` (:class:`embedding_attribution.EmbeddingAttribution`).
+    ``voice_profile``: the enrolled therapist voice (:func:`enrollment.voice_profile_path`), if any.
     """
-    if len(roles) != 1 or roles[0] != "unknown" or not settings.attribution.enabled:
+    if len(roles) != 1 or roles[0] != "unknown" or not attribution.enabled:
         return None
-    from session_monitor.speakers.enrollment import load_voice_profile, voice_profile_path
+    from session_monitor.speakers.enrollment import load_voice_profile
 
-    path = voice_profile_path(settings)
-    profile = load_voice_profile(path) if path is not None else None
+    profile = load_voice_profile(voice_profile) if voice_profile is not None else None
     if profile is not None:
-        logger.info("attribution: therapist voice from %s (%.0f s)", path, profile.speech_s)
-        speakers = TwoSpeakers(enrolled=profile.stats, enrolled_threshold=profile.novelty_threshold)
+        logger.info("attribution: therapist voice from %s (%.0f s)", voice_profile, profile.speech_s)
     else:
         logger.info("attribution: no enrolled voice; the %s voice heard is the therapist",
-                    settings.attribution.unenrolled_therapist)
+                    attribution.unenrolled_therapist)
+    floor_db = speech_activity.energy_floor_db
+    if attribution.embedding == "ge2e":
+        from session_monitor.errors import ConfigError
+        from session_monitor.speakers.embedding_attribution import EmbeddingAttribution
+        from session_monitor.speakers.encoder import load_encoder
+        from session_monitor.speakers.voices import TwoVoices
+
+        encoder = load_encoder()
+        if profile is not None and profile.embedding is None:
+            raise ConfigError(f"{voice_profile}: voice profile made with the old MFCC features only; enrol "
+                              "again with 'session-monitor enroll --clinician NAME --force FILE'")
+        voices = TwoVoices(attribution, enrolled=None if profile is None else profile.embedding)
+        return EmbeddingAttribution(attribution, floor_db=floor_db, voices=voices, encoder=encoder)
+    if profile is not None:
+        speakers = TwoSpeakers(enrolled=profile.stats, enrolled_threshold=profile.novelty_threshold)
+    else:
         speakers = TwoSpeakers()
-    return MonoAttribution(settings.attribution, floor_db=settings.speech_activity.energy_floor_db, speakers=speakers)
+    return MonoAttribution(attribution, floor_db=floor_db, speakers=speakers)
