@@ -3,7 +3,8 @@
 - ``conversation_2speakers.wav`` (a real telephone call, RTTM truth) at chunk_s 0.9-1.2;
 - the conversations built from ``../shared/data/voices`` (tests/support/voices.py): ten
   pairs, without an enrolment and with person A enrolled from held-out speech;
-- ``jfk.flac``: one voice (share of its speech given to the second voice).
+- ``jfk.flac``: one voice (share of its speech given to the second voice);
+- the sample sessions (``sample_audio``, two espeak-ng voices) mixed to mono.
 
 Accuracy: share of single-speaker 10 ms frames that the VAD passed whose speaker is right
 (the better role assignment without an enrolment; A = therapist with one).
@@ -60,6 +61,29 @@ def jfk_second_voice_share(overrides: dict) -> float:
     return sum(s.end - s.start for s in speech if s.speaker not in (first, "unknown")) / max(total, 1e-9)
 
 
+def sample_sessions(overrides: dict) -> list[tuple[str, float]]:
+    """The sample sessions (two espeak-ng voices) mixed to mono, without an enrolment."""
+    import json
+
+    import soundfile as sf
+
+    from session_monitor.settings.loader import load_settings
+    from support.attribution import attribute, frame_accuracy
+
+    settings = load_settings(overrides=overrides)
+    out = []
+    for truth_path in sorted((ROOT / "sample_audio").glob("*.truth.json")):
+        truth = json.loads(truth_path.read_text())
+        audio = truth_path.with_name(truth_path.name.replace(".truth.json", ".flac"))
+        if not audio.is_file():
+            continue
+        y, rate = sf.read(audio, dtype="float32", always_2d=True)
+        turns = [(t["start"], t["end"], t["speaker"]) for t in truth["transcript"]]
+        result = attribute(y.mean(axis=1), settings)
+        out.append((audio.stem, frame_accuracy(result.speech, turns, len(y) / rate)["accuracy_vad"]))
+    return out
+
+
 def pairs(overrides: dict, *, enrolled: bool) -> list[tuple[str, float]]:
     from session_monitor.settings.loader import load_settings
     from session_monitor.speakers.enrollment import enrol
@@ -101,6 +125,9 @@ def main() -> int:
             print(f"call chunk_s {cs}: {call({'attribution': {**base['attribution'], 'chunk_s': cs}}):.3f}",
                   flush=True)
         print(f"jfk: share given to a second voice {jfk_second_voice_share(base):.3f}", flush=True)
+        rows = sample_sessions(base)
+        print(f"sample sessions mixed to mono: mean {np.mean([a for _, a in rows]):.3f}  "
+              + "  ".join(f"{n} {a:.2f}" for n, a in rows), flush=True)
         for enrolled in (False, True):
             rows = pairs(base, enrolled=enrolled)
             accs = np.array([acc for _, acc in rows])

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from session_monitor.settings.loader import load_settings
-from session_monitor.speakers.attribution import build_attribution
 from session_monitor.speakers.clustering import TwoSpeakers
 from session_monitor.speakers.enrollment import enrol
+from session_monitor.speakers.stage import build_attribution
 from session_monitor.speakers.voice_features import GaussianModel, GaussianStats, MfccStream, mfcc
 from support.attribution import attribute, frame_accuracy, truth_frames
 from support.audio import SAMPLE_AUDIO, SR, espeak, noise, shared_file

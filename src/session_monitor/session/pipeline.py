@@ -35,8 +35,9 @@ from session_monitor.session.bus import EventBus
 from session_monitor.session.stages import Analyzer, RunStats
 from session_monitor.session.transcript_feed import TranscriptFeed, TranscriptSlot, to_transcript
 from session_monitor.settings import ProsodySettings, Settings, SpeechActivitySettings, TranscriberSettings
-from session_monitor.speakers.attribution import MonoAttribution, RoleProsody, build_attribution
+from session_monitor.speakers.attribution import MonoAttribution, RoleProsody
 from session_monitor.speakers.enrollment import voice_profile_path
+from session_monitor.speakers.stage import build_attribution
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 from session_monitor.speech.transcriber import TranscriptionResult, TranscriptionWorker
 from session_monitor.speech.turns import TurnTracker
