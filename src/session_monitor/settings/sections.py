@@ -187,6 +187,7 @@ class AttributionSettings:
     change_confidence: float = rng(0.5, 1)
     lookahead_chunks: int = rng(0, 10)
     new_voice_similarity: float = rng(0, 1)
+    new_voice_similarity_enrolled: float = rng(0, 1)
     new_voice_spread: float = rng(0, 10)
     confidence_scale: float = rng(1, 200)
     one_voice_confidence: float = rng(0.5, 1)

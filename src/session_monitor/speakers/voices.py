@@ -8,7 +8,8 @@ of the GE2E encoder (:mod:`encoder`); voices are compared by cosine similarity.
 
 - **One voice until a second is heard.** The session's first voice is the *anchor*
   (cluster 0): the mean direction of its chunks (or, with an enrolment, the enrolled
-  voice). A chunk whose similarity to it falls below ``new_voice_similarity`` (or below
+  voice). A chunk whose similarity to it falls below ``new_voice_similarity``
+  (``new_voice_similarity_enrolled`` against an enrolment: a clean reference) (or below
   the first voice's own chunks' mean similarity minus ``new_voice_spread`` standard
   deviations, when that is higher) is the second voice; until one does, every chunk is
   the anchor's, with confidence ``one_voice_confidence``. Measured on 1 s chunks (docs/attribution.md): one person's
@@ -133,10 +134,11 @@ class TwoVoices:
         """``new_voice_similarity``, raised to ``mean - new_voice_spread * sd`` of the first voice's
         chunk similarities once it has ``_SPREAD_CHUNKS`` of them (a very steady voice, such as
         two voices of one speech synthesizer at 0.91 of each other, still gets its second)."""
+        base = self.s.new_voice_similarity if self.enrolled is None else self.s.new_voice_similarity_enrolled
         sims = self._first_sims
         if len(sims) < _SPREAD_CHUNKS:
-            return self.s.new_voice_similarity
-        return max(self.s.new_voice_similarity, float(np.mean(sims) - self.s.new_voice_spread * np.std(sims)))
+            return base
+        return max(base, float(np.mean(sims) - self.s.new_voice_spread * np.std(sims)))
 
     def _nearest(self, e: np.ndarray) -> int:
         c0, c1 = self.centres
