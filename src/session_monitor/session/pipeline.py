@@ -42,7 +42,7 @@ from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 from session_monitor.speech.transcriber import TranscriptionResult, TranscriptionWorker
 from session_monitor.speech.turns import TurnTracker
 
-__all__ = ["AnalyzerTick", "Pipeline"]
+__all__ = ["AnalyzerTick", "Pipeline", "attribution_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Pipeline:
                       **kwargs: Any) -> Pipeline:
         """A pipeline with the sections of ``settings`` and the attribution its roles need."""
         return cls(source, bus, roles=roles, speech_activity=settings.speech_activity, prosody=settings.prosody,
-                   transcriber=settings.transcriber, attribution=_attribution(settings, list(roles)), **kwargs)
+                   transcriber=settings.transcriber, attribution=attribution_for(settings, list(roles)), **kwargs)
 
     # -- other threads ----------------------------------------------------------------------------
 
@@ -348,7 +348,7 @@ class Pipeline:
                 self.bus.publish(derived)
 
 
-def _attribution(settings: Settings, roles: list[str]) -> MonoAttribution | None:
+def attribution_for(settings: Settings, roles: list[str]) -> MonoAttribution | None:
     """The attribution stage of ``roles`` with its sections and the enrolled voice, if any."""
     mono = roles == ["unknown"] and settings.attribution.enabled
     return build_attribution(settings.attribution, settings.speech_activity, roles,
