@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from session_monitor.settings.loader import load_settings
-from session_monitor.speakers.attribution import build_attribution
 from session_monitor.speakers.clustering import TwoSpeakers
 from session_monitor.speakers.enrollment import enrol
+from session_monitor.speakers.stage import build_attribution
 from session_monitor.speakers.voice_features import GaussianModel, GaussianStats, MfccStream, mfcc
 from support.attribution import attribute, frame_accuracy, truth_frames
 from support.audio import SAMPLE_AUDIO, SR, espeak, noise, shared_file
@@ -134,11 +134,15 @@ def test_gaussian_log_likelihood_matches_the_formula():
 
 
 def test_stereo_and_named_mono_inputs_get_no_attribution(settings):
-    assert build_attribution(settings, ["therapist", "patient"]) is None
-    assert build_attribution(settings, ["therapist"]) is None
+    sections = settings.attribution, settings.speech_activity
+    assert build_attribution(*sections, ["therapist", "patient"]) is None
+    assert build_attribution(*sections, ["therapist"]) is None
     off = load_settings(overrides={"attribution": {"enabled": False}})
-    assert build_attribution(off, ["unknown"]) is None
-    assert build_attribution(settings, ["unknown"]) is not None
+    assert build_attribution(off.attribution, off.speech_activity, ["unknown"]) is None
+    assert type(build_attribution(*sections, ["unknown"])).__name__ == "MonoAttribution"
+    ge2e = load_settings(overrides={"attribution": {"embedding": "ge2e"}})
+    assert type(build_attribution(ge2e.attribution, ge2e.speech_activity, ["unknown"])).__name__ == \
+        "EmbeddingAttribution"
 
 
 # -- synthetic voices ---------------------------------------------------------------------------------

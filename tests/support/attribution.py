@@ -12,6 +12,9 @@ from session_monitor.events import Speech, SpeechOnset
 from session_monitor.settings.loader import Settings
 from session_monitor.speakers.attribution import MonoAttribution
 from session_monitor.speakers.clustering import TwoSpeakers
+from session_monitor.speakers.embedding_attribution import EmbeddingAttribution
+from session_monitor.speakers.encoder import load_encoder
+from session_monitor.speakers.voices import TwoVoices
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 
 SR = 16_000
@@ -29,12 +32,16 @@ class Attributed:
 def attribute(samples: np.ndarray, settings: Settings, *, profile=None, block: int = 1536) -> Attributed:
     """VAD and attribution over a mono 16 kHz signal, as the pipeline runs them."""
     vad = SpeechActivity(settings.speech_activity, channel=0, speaker="unknown")
-    if profile is not None:
-        speakers = TwoSpeakers(enrolled=profile.stats, enrolled_threshold=profile.novelty_threshold)
+    floor_db = settings.speech_activity.energy_floor_db
+    if settings.attribution.embedding == "ge2e":
+        voices = TwoVoices(settings.attribution, enrolled=None if profile is None else profile.embedding)
+        attr = EmbeddingAttribution(settings.attribution, floor_db=floor_db, voices=voices, encoder=load_encoder())
     else:
-        speakers = TwoSpeakers()
-    attr = MonoAttribution(settings.attribution, floor_db=settings.speech_activity.energy_floor_db,
-                           speakers=speakers)
+        if profile is not None:
+            speakers = TwoSpeakers(enrolled=profile.stats, enrolled_threshold=profile.novelty_threshold)
+        else:
+            speakers = TwoSpeakers()
+        attr = MonoAttribution(settings.attribution, floor_db=floor_db, speakers=speakers)
     out = []
     for i in range(0, len(samples), block):
         frame = Frame(i, 0, samples[i : i + block])

@@ -35,12 +35,14 @@ from session_monitor.session.bus import EventBus
 from session_monitor.session.stages import Analyzer, RunStats
 from session_monitor.session.transcript_feed import TranscriptFeed, TranscriptSlot, to_transcript
 from session_monitor.settings import ProsodySettings, Settings, SpeechActivitySettings, TranscriberSettings
-from session_monitor.speakers.attribution import MonoAttribution, RoleProsody, build_attribution
+from session_monitor.speakers.attribution import MonoAttribution, RoleProsody
+from session_monitor.speakers.enrollment import voice_profile_path
+from session_monitor.speakers.stage import build_attribution
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
 from session_monitor.speech.transcriber import TranscriptionResult, TranscriptionWorker
 from session_monitor.speech.turns import TurnTracker
 
-__all__ = ["AnalyzerTick", "Pipeline"]
+__all__ = ["AnalyzerTick", "Pipeline", "attribution_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ class Pipeline:
                       **kwargs: Any) -> Pipeline:
         """A pipeline with the sections of ``settings`` and the attribution its roles need."""
         return cls(source, bus, roles=roles, speech_activity=settings.speech_activity, prosody=settings.prosody,
-                   transcriber=settings.transcriber, attribution=build_attribution(settings, list(roles)), **kwargs)
+                   transcriber=settings.transcriber, attribution=attribution_for(settings, list(roles)), **kwargs)
 
     # -- other threads ----------------------------------------------------------------------------
 
@@ -344,3 +346,10 @@ class Pipeline:
             for derived in analyzer.on_event(event):
                 self.stats.events += 1
                 self.bus.publish(derived)
+
+
+def attribution_for(settings: Settings, roles: list[str]) -> MonoAttribution | None:
+    """The attribution stage of ``roles`` with its sections and the enrolled voice, if any."""
+    mono = roles == ["unknown"] and settings.attribution.enabled
+    return build_attribution(settings.attribution, settings.speech_activity, roles,
+                             voice_profile=voice_profile_path(settings) if mono else None)

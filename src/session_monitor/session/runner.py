@@ -33,7 +33,7 @@ from session_monitor.rupture.model import build_analyzers
 from session_monitor.session.bus import EventBus
 from session_monitor.session.consent import covers
 from session_monitor.session.folder import SessionClaim
-from session_monitor.session.pipeline import Pipeline
+from session_monitor.session.pipeline import Pipeline, attribution_for
 from session_monitor.session.stages import RunStats
 from session_monitor.session.store import SessionStore, new_session_dir, prepare_session_dir
 from session_monitor.settings import Settings
@@ -97,6 +97,7 @@ class SessionRun:
         self.use_asr = use_asr and settings.transcriber.enabled
         self.analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is clean
         self.model_name = resolve_model(settings.transcriber)[1] if self.use_asr else None
+        self.attribution = attribution_for(settings, self.roles)  # a refused voice profile: nothing written
         self._backend = backend
         self.folder: Path | None = None
         self.claimed: SessionClaim | None = None
@@ -151,7 +152,9 @@ class SessionRun:
             self.bus.subscribe(self.store.write)
         for sink in sinks:
             self.bus.subscribe(sink)
-        self.pipeline = Pipeline.from_settings(s, self.source, self.bus, roles=self.roles, worker=worker,
+        self.pipeline = Pipeline(self.source, self.bus, roles=self.roles, speech_activity=s.speech_activity,
+                                 prosody=s.prosody, transcriber=s.transcriber, attribution=self.attribution,
+                                 worker=worker,
                                  deterministic=self.deterministic, analyzers=self.analyzers,
                                  on_progress=on_progress)
         if s.session.store_audio and covers(self.meta.get("consent"), "audio"):

@@ -45,13 +45,13 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.events import Event, Prosody, Speech, SpeechOnset, Transcript
 from session_monitor.prosody.tracker import ProsodyTracker, SegmentProsody
-from session_monitor.settings.loader import AttributionSettings, ProsodySettings, Settings
+from session_monitor.settings.sections import AttributionSettings, ProsodySettings
 from session_monitor.speakers.clustering import Decision, TwoSpeakers
 from session_monitor.speakers.voice_features import HOP, WIN, MfccStream, speech_frames
 from session_monitor.speakers.voice_features import warm_up as warm_up_features
 from session_monitor.speech.activity import UtteranceReady
 
-__all__ = ["MonoAttribution", "RoleProsody", "build_attribution"]
+__all__ = ["MonoAttribution", "RoleProsody"]
 
 logger = logging.getLogger(__name__)
 
@@ -357,24 +357,3 @@ class _SharedAnalysisTracker(ProsodyTracker):
         value = super()._analyse(buf, n_hops, with_f0)
         self._shared["key"], self._shared["value"] = key, value
         return value
-
-
-def build_attribution(settings: Settings, roles: list[str]) -> MonoAttribution | None:
-    """The attribution stage for a mono input labelled ``unknown`` with attribution on; else None.
-
-    Loads the enrolled therapist voice (see :func:`enrollment.voice_profile_path`) when there is one.
-    """
-    if len(roles) != 1 or roles[0] != "unknown" or not settings.attribution.enabled:
-        return None
-    from session_monitor.speakers.enrollment import load_voice_profile, voice_profile_path
-
-    path = voice_profile_path(settings)
-    profile = load_voice_profile(path) if path is not None else None
-    if profile is not None:
-        logger.info("attribution: therapist voice from %s (%.0f s)", path, profile.speech_s)
-        speakers = TwoSpeakers(enrolled=profile.stats, enrolled_threshold=profile.novelty_threshold)
-    else:
-        logger.info("attribution: no enrolled voice; the %s voice heard is the therapist",
-                    settings.attribution.unenrolled_therapist)
-        speakers = TwoSpeakers()
-    return MonoAttribution(settings.attribution, floor_db=settings.speech_activity.energy_floor_db, speakers=speakers)

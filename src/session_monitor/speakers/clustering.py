@@ -85,7 +85,6 @@ _NAMING_CHUNKS = 15
 _MIN_VOICE_FRAMES = 80
 #: Chunks with fewer voiced frames than this are not judged.
 MIN_FRAMES = 20
-_LOG2PI = math.log(2 * math.pi)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,15 +209,7 @@ class TwoSpeakers:
 
     def _mean_loglik(self, model: GaussianModel, idx: np.ndarray) -> np.ndarray:
         """Mean per-frame log-likelihood of each stored chunk ``idx`` under ``model``, from statistics."""
-        n = self._n[idx]
-        mu = self._s1[idx] / n[:, None]
-        cov = self._s2[idx] / n[:, None, None] - mu[:, :, None] * mu[:, None, :]
-        prec = np.linalg.inv(model.cov)
-        diff = mu - model.mean
-        trace = np.einsum("jk,ijk->i", prec, cov)
-        maha = np.einsum("ij,jk,ik->i", diff, prec, diff)
-        logdet = np.linalg.slogdet(model.cov)[1]
-        return -0.5 * (trace + maha + logdet + N_COEFFS * _LOG2PI)
+        return model.mean_log_likelihood(self._n[idx], self._s1[idx], self._s2[idx])
 
     def _stats(self, mask: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         return float(self._n[mask].sum()), self._s1[mask].sum(axis=0), self._s2[mask].sum(axis=0)
@@ -402,11 +393,7 @@ def _voice_model(st: GaussianStats, pooled: GaussianModel, within: np.ndarray) -
 
 
 def _stats_loglik(st: GaussianStats, model: GaussianModel) -> float:
-    mu, cov = st.mean_cov()
-    prec = np.linalg.inv(model.cov)
-    diff = mu - model.mean
-    return -0.5 * (float(np.sum(prec * cov)) + float(diff @ prec @ diff) + np.linalg.slogdet(model.cov)[1]
-                   + N_COEFFS * _LOG2PI)
+    return float(model.mean_log_likelihood(np.array([st.n]), st.s1[None], st.s2[None])[0])
 
 
 def _logistic(x: float) -> float:

@@ -3,13 +3,14 @@
 20-60 s of the therapist speaking alone (a recording, or the microphone) become a
 *voice profile*: the statistics of the voice model of
 :mod:`session_monitor.speakers.voice_features` and the novelty threshold calibrated on
-that same speech (:func:`session_monitor.speakers.novelty.calibrate_novelty`). The
-command itself is :mod:`session_monitor.cli.enroll`.
+that same speech (:func:`session_monitor.speakers.novelty.calibrate_novelty`), and the
+mean speaker embedding of its chunks (:mod:`session_monitor.speakers.encoder`, used with
+``attribution.embedding = "ge2e"``). The command itself is :mod:`session_monitor.cli.enroll`.
 It is stored beside the clinician profile as ``configs/clinicians/NAME.voice.npz``
 (file mode 0600: it describes a person's voice), and a replay or live session with
 ``--clinician NAME`` and mono input then knows which voice is the therapist's.
 
-Only statistics are stored (19 means, a 19x19 matrix, a count), never audio.
+Only statistics are stored (19 means, a 19x19 matrix, a count, 256 numbers), never audio.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.errors import ConfigError, InputError
 from session_monitor.events import Speech
-from session_monitor.schema import Array, Table, load_arrays, validate
+from session_monitor.schema import Array, Field, Table, load_arrays, validate
 from session_monitor.settings.loader import Settings, config_dir
+from session_monitor.speakers.encoder import DIM, load_encoder
 from session_monitor.speakers.novelty import calibrate_novelty
 from session_monitor.speakers.voice_features import N_COEFFS, GaussianStats, mfcc, speech_frames
 from session_monitor.speech.activity import SpeechActivity
@@ -55,6 +57,8 @@ class VoiceProfile:
     stats: GaussianStats
     novelty_threshold: float
     speech_s: float
+    #: Unit-length mean GE2E embedding of the chunks (:mod:`encoder`); None in profiles made before it.
+    embedding: np.ndarray | None = None
 
 
 def plain_name(name: str) -> str:
@@ -109,6 +113,8 @@ def enrol(samples: np.ndarray, settings: Settings) -> VoiceProfile:
         segments += [e for e in vad.process(Frame(i, 0, samples[i : i + block])) if isinstance(e, Speech)]
     segments += [e for e in vad.flush() if isinstance(e, Speech)]
     chunks: list[np.ndarray] = []
+    encoder = load_encoder()
+    embedding = np.zeros(DIM)
     speech_s = 0.0
     for seg in segments:
         s0, s1 = round(seg.start * SAMPLE_RATE), round(seg.end * SAMPLE_RATE)
@@ -120,6 +126,7 @@ def enrol(samples: np.ndarray, settings: Settings) -> VoiceProfile:
             frames = speech_frames(coeffs, db, floor_db=settings.speech_activity.energy_floor_db)
             if len(frames) >= 20:
                 chunks.append(frames)
+                embedding += encoder.embed(samples[c0:c1])
                 speech_s += (c1 - c0) / SAMPLE_RATE
     if speech_s < a.enrol_min_s:
         raise InputError(f"enrolment needs at least {a.enrol_min_s:g} s of the therapist's speech; "
@@ -127,7 +134,8 @@ def enrol(samples: np.ndarray, settings: Settings) -> VoiceProfile:
     stats = GaussianStats()
     for c in chunks:
         stats.add(GaussianStats.of(c))
-    return VoiceProfile(stats, calibrate_novelty(chunks), speech_s)
+    return VoiceProfile(stats, calibrate_novelty(chunks), speech_s,
+                        (embedding / np.linalg.norm(embedding)).astype(np.float32))
 
 
 def save_voice_profile(profile: VoiceProfile, path: Path) -> None:
@@ -138,7 +146,8 @@ def save_voice_profile(profile: VoiceProfile, path: Path) -> None:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, version=FEATURES_VERSION, n=profile.stats.n, s1=profile.stats.s1, s2=profile.stats.s2,
-                     novelty_threshold=profile.novelty_threshold, speech_s=profile.speech_s)
+                     novelty_threshold=profile.novelty_threshold, speech_s=profile.speech_s,
+                     **({} if profile.embedding is None else {"embedding": profile.embedding}))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -149,7 +158,8 @@ def _voice_profile_schema() -> Table:
     """What a voice profile file holds (:func:`save_voice_profile`); change it with the file format."""
     scalar = Array(())
     return Table({"version": Array((), kinds="iu"), "n": Array((), lo=1e-9), "s1": Array((N_COEFFS,)),
-                  "s2": Array((N_COEFFS, N_COEFFS)), "novelty_threshold": scalar, "speech_s": Array((), lo=0)},
+                  "s2": Array((N_COEFFS, N_COEFFS)), "novelty_threshold": scalar, "speech_s": Array((), lo=0),
+                  "embedding": Field(Array((DIM,)), required=False)},  # the GE2E voice, when enrolled with it
                  name="a voice profile")
 
 
@@ -171,5 +181,6 @@ def load_voice_profile(path: Path) -> VoiceProfile:
     stats.n = float(data["n"])
     stats.s1 = np.asarray(data["s1"], dtype=float)
     stats.s2 = np.asarray(data["s2"], dtype=float)
-    return VoiceProfile(stats, float(data["novelty_threshold"]), float(data["speech_s"]))
-
+    embedding = data["embedding"]
+    return VoiceProfile(stats, float(data["novelty_threshold"]), float(data["speech_s"]),
+                        None if embedding is None else np.asarray(embedding, dtype=np.float32))

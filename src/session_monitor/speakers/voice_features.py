@@ -258,3 +258,14 @@ class GaussianModel:
         """Per-frame log density, shape ``(frames,)``, of ``x`` with shape ``(frames, dim)``."""
         z = (x - self.mean) @ self._whiten.T
         return -0.5 * (np.sum(z * z, axis=1) + self._logdet + len(self.mean) * np.log(2 * np.pi))
+
+    def mean_log_likelihood(self, n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+        """Mean per-frame log density of sets of frames given only by their statistics: counts
+        ``(k,)``, sums ``(k, dim)``, sums of outer products ``(k, dim, dim)`` -> ``(k,)``; exact."""
+        mu = s1 / n[:, None]
+        cov = s2 / n[:, None, None] - mu[:, :, None] * mu[:, None, :]
+        prec = self._whiten.T @ self._whiten
+        diff = mu - self.mean
+        trace = np.einsum("jk,ijk->i", prec, cov)
+        maha = np.einsum("ij,jk,ik->i", diff, prec, diff)
+        return -0.5 * (trace + maha + self._logdet + len(self.mean) * np.log(2 * np.pi))
