@@ -20,6 +20,7 @@ arrays (little-endian float32 IDF weights, float16 coefficients) at the header's
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import struct
@@ -30,8 +31,9 @@ import numpy as np
 
 from session_monitor.errors import InputError
 from session_monitor.rupture.utterance_features import FEATURE_VERSION, features
+from session_monitor.settings.sections import UtteranceSettings
 
-__all__ = ["MAGIC", "MODEL_PATH", "Prediction", "UtteranceClassifiers", "load_classifiers"]
+__all__ = ["MAGIC", "MODEL_PATH", "Prediction", "UtteranceClassifiers", "classifiers_for", "load_classifiers"]
 
 log = logging.getLogger(__name__)
 
@@ -188,3 +190,23 @@ def load_classifiers(path: Path | str | None = None) -> UtteranceClassifiers:
         raise _bad(path, "model file header lacks a speaker, task or array") from None
     log.debug("utterance classifiers loaded from %s (%d bytes)", path, len(data))
     return UtteranceClassifiers(header, speakers, path)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(path: Path | None, stamp: tuple[int, int]) -> UtteranceClassifiers:
+    return load_classifiers(path)
+
+
+def classifiers_for(settings: UtteranceSettings) -> UtteranceClassifiers:
+    """The classifiers ``[utterances] model_file`` names ("" = the shipped ones).
+
+    Read once per file version (path, mtime, size): the classifiers hold no session state,
+    so every session of one process may share them.
+    """
+    path = Path(settings.model_file) if settings.model_file else None
+    try:
+        st = (path or MODEL_PATH).stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (0, 0)  # load_classifiers names the missing file
+    return _cached(path, stamp)
