@@ -13,7 +13,7 @@ Rendered audio is derived from AnnoMI: keep it out of git (default folder
     python scripts/render_annomi.py [--csv PATH] [--out DIR] [--high N] [--transcripts 1,2,...]
 
 By default all low-quality transcripts and the first ``--high`` (20) high-quality ones
-are rendered. Needs espeak-ng (``scripts/setup.sh`` installs it).
+are rendered (``--pick shortest``: the 20 with fewest utterances, to keep a replay short). Needs espeak-ng (``scripts/setup.sh`` installs it).
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     ap.add_argument("--out", type=Path, default=Path("/tmp/annomi_renders"))
-    ap.add_argument("--high", type=int, default=20, help="high-quality transcripts to render (first N by id)")
+    ap.add_argument("--high", type=int, default=20, help="high-quality transcripts to render")
+    ap.add_argument("--pick", choices=("first", "shortest"), default="first",
+                    help="which high-quality ones: the first N by id, or the N with fewest utterances")
     ap.add_argument("--transcripts", default="", help="comma-separated ids instead of the default set")
     args = ap.parse_args(argv)
     if shutil.which("espeak-ng") is None:
@@ -104,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [int(x) for x in args.transcripts.split(",")]
     else:
         low = [t for t, us in sorted(by_t.items()) if us[0].quality == "low"]
-        high = [t for t, us in sorted(by_t.items()) if us[0].quality == "high"][:args.high]
+        high = [t for t, us in sorted(by_t.items()) if us[0].quality == "high"]
+        if args.pick == "shortest":
+            high = sorted(high, key=lambda t: (len(by_t[t]), t))
+        high = sorted(high[:args.high])
         chosen = low + high
     args.out.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory() as tmp:
