@@ -22,13 +22,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
+import os
 import sys
 import time
 from pathlib import Path
 
-from _bench import ROOT, SHARED_DATA, MachineLoad, own_cpu_s
+from _bench import ROOT, SHARED_DATA, MachineLoad, own_cpu_s, proc_rss_mb
 
 from session_monitor.rupture.lexicon import load_lexicon
 from session_monitor.rupture.utterances import MODEL_PATH, load_classifiers
@@ -56,7 +57,9 @@ def _utterances(n: int) -> list[tuple[str, str, str]]:
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Resident memory of this process now (MB)."""
+    now = proc_rss_mb(os.getpid())
+    return now[0] if now else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     utts = _utterances(args.n)
     lexicon = load_lexicon(ROOT / "configs" / "markers.toml")
+    gc.collect()
     rss0 = _rss_mb()
     t0 = time.perf_counter()
     clf = load_classifiers()

