@@ -74,7 +74,7 @@ def fold_models(utts, wanted: set[int], out_dir: Path) -> dict[int, Path]:
 
 
 def score(events: list[dict], truth: dict, overrides: dict) -> dict:
-    model = RuptureModel(load_settings(overrides=overrides))
+    model = RuptureModel.from_settings(load_settings(overrides=overrides))
     out = run_on_events(model, events)
     likes = [e.likelihood for e in out if isinstance(e, Signal)]
     pm = [e for e in out if isinstance(e, Marker) and e.speaker == "patient" and e.kind != "repair"]

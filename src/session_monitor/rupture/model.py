@@ -27,7 +27,13 @@ from session_monitor.rupture.patient import PatientEvidence
 from session_monitor.rupture.therapist import TherapistEvidence
 from session_monitor.rupture.utterance_evidence import UtteranceEvidence
 from session_monitor.rupture.utterances import UtteranceClassifiers, classifiers_for
-from session_monitor.settings.loader import EvidenceSettings, FusionSettings, Settings, UtteranceSettings, config_dir
+from session_monitor.settings.loader import (
+    EvidenceSettings,
+    FusionSettings,
+    Settings,
+    UtteranceSettings,
+    config_dir,
+)
 
 __all__ = ["OUTPUT_TYPES", "RuptureModel", "build_analyzers", "markers_path", "run_on_events"]
 
