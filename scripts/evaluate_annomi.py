@@ -42,7 +42,7 @@ from annomi import DEFAULT_CSV, load  # noqa: E402
 
 from session_monitor.events import Marker, MiFigures, Signal  # noqa: E402
 from session_monitor.rupture.model import RuptureModel, run_on_events  # noqa: E402
-from session_monitor.session.store import read_events  # noqa: E402
+from session_monitor.event_log import read_events  # noqa: E402
 from session_monitor.settings.loader import load_settings  # noqa: E402
 
 
