@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_utterance_classifiers as T  # noqa: E402
 from annomi import DEFAULT_CSV, load  # noqa: E402
 
+from session_monitor.event_log import read_events  # noqa: E402
 from session_monitor.events import Marker, MiFigures, Signal  # noqa: E402
 from session_monitor.rupture.model import RuptureModel, run_on_events  # noqa: E402
-from session_monitor.event_log import read_events  # noqa: E402
 from session_monitor.settings.loader import load_settings  # noqa: E402
 
 

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import soundfile as sf
+
 from support.audio import ROOT, needs, shared_file
 
 SCRIPT = ROOT / "scripts" / "render_annomi.py"
