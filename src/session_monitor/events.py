@@ -34,6 +34,7 @@ __all__ = [
     "Episode",
     "Annotation",
     "Health",
+    "MiFigures",
     "TIMING_FIELDS",
     "EVENT_TYPES",
     "event_to_dict",
@@ -267,11 +268,32 @@ class Episode(Event):
     repair_markers: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class MiFigures(Event):
+    """Running MI figures of the session so far, from the utterance classifiers.
+
+    Shares are 0..1 (None while their denominator is 0): reflections per question,
+    complex among reflections, open among questions, change among change + sustain
+    client turns, input (advice, information) among therapist turns.
+    """
+
+    type: ClassVar[str] = "mi_figures"
+    reflections: int = 0
+    questions: int = 0
+    reflection_to_question: float | None = None
+    complex_reflection_share: float | None = None
+    open_question_share: float | None = None
+    change_talk: int = 0
+    sustain_talk: int = 0
+    change_share: float | None = None
+    input_share: float | None = None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         SessionEvent, SpeechOnset, Speech, Gap, Overlap, Prosody, TalkShare, Transcript,
-        Marker, Signal, Alert, Annotation, Health, Episode,
+        Marker, Signal, Alert, Annotation, Health, Episode, MiFigures,
     )
 }
 

@@ -32,8 +32,8 @@ __all__ = ["SCORE_KEYS", "THRESHOLD_KEYS", "Trace", "hysteresis_spans", "batch_l
 
 #: [fusion] settings that shape the scores (each candidate needs its own pass over the trace)
 SCORE_KEYS = ("evidence_tau_s", "repair_tau_s", "cue_cap", "therapist_cap", "lexical_weight", "timing_weight",
-              "prosody_weight", "turn_taking_weight", "therapist_weight", "repair_weight", "repair_damping",
-              "max_score", "engaged_factor", "attack_s", "release_s")
+              "prosody_weight", "turn_taking_weight", "classifier_weight", "therapist_weight", "repair_weight",
+              "repair_damping", "max_score", "engaged_factor", "attack_s", "release_s")
 #: [fusion] settings applied to the scores afterwards (hysteresis): cheap to vary
 THRESHOLD_KEYS = ("alert_on", "alert_off", "off_hold_s")
 

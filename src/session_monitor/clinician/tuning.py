@@ -72,6 +72,7 @@ SEARCH: tuple[Param, ...] = (
     Param("timing_weight", _steps(0.1, 1.0, 0.1)),
     Param("prosody_weight", _steps(0.1, 1.0, 0.1)),
     Param("turn_taking_weight", _steps(0.1, 1.0, 0.1)),
+    Param("classifier_weight", _steps(0.1, 1.0, 0.1)),
     Param("therapist_weight", _steps(0.0, 0.5, 0.1)),
     Param("evidence_tau_s", (5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 30.0)),
     Param("release_s", (0.5, 1.0, 2.0, 4.0, 8.0)),

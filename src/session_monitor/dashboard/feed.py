@@ -72,6 +72,11 @@ def _evidence(items: Any) -> list[dict[str, Any]]:
     return out[:EVIDENCE_ITEMS]
 
 
+#: The running MI figures the page shows (``mi_figures`` events), in its order.
+MI_FIGURES = ("reflection_to_question", "complex_reflection_share", "open_question_share", "change_share",
+              "reflections", "questions", "change_talk", "sustain_talk")
+
+
 def page_message(event: Event) -> dict[str, Any] | None:
     """The page's form of ``event``, or None when the page does not show it."""
     kind = event.type
@@ -135,6 +140,9 @@ def page_message(event: Event) -> dict[str, Any] | None:
             "source": _text(event.source),
             "note": _text(getattr(event, "note", "")),
         }
+    if kind == "mi_figures":
+        return {"type": "mi_figures", "t": t,
+                **{k: _num(getattr(event, k, None)) for k in MI_FIGURES}}
     if kind == "prosody":
         return {
             "type": "level",
@@ -216,6 +224,7 @@ class Feed:
         self.health: dict[str, Any] | None = None
         self.levels: dict[str, dict[str, Any]] = {}
         self.annotations: deque[dict[str, Any]] = deque(maxlen=MAX_ANNOTATIONS)
+        self.figures: dict[str, Any] | None = None
         self.timeline = Timeline()
 
     def apply(self, message: dict[str, Any], wall_s: float) -> list[dict[str, Any]]:
@@ -253,6 +262,8 @@ class Feed:
             self.levels[message["speaker"]] = message
         elif kind == "annotation":
             self.annotations.append(message)
+        elif kind == "mi_figures":
+            self.figures = message
         elif kind == "session":
             if message["state"] == "started":
                 self.session = message
@@ -301,5 +312,6 @@ class Feed:
             "health": self.health,
             "levels": list(self.levels.values()),
             "annotations": list(self.annotations),
+            "figures": self.figures,
             "timeline": self.timeline.to_page() if self.ended else None,
         }

@@ -112,6 +112,21 @@ def _plot(events: list[dict[str, Any]], rows: list[dict[str, Any]], end_s: float
     return "".join(parts)
 
 
+def _mi_html(f: dict[str, Any]) -> str:
+    """The session's MI figures from the utterance classifiers (nothing when they did not run)."""
+    if not f:
+        return ""
+
+    def pct(v: Any) -> str:
+        return "–" if v is None else f"{v:.0%}"
+
+    ratio = "–" if f.get("reflection_to_question") is None else f"{f['reflection_to_question']:.1f}"
+    return (f'<dt>MI figures (classifier estimates)</dt><dd id="mi-figures">reflections : questions {ratio} '
+            f"({f.get('reflections', 0)} : {f.get('questions', 0)}) · complex reflections "
+            f"{pct(f.get('complex_reflection_share'))} · open questions {pct(f.get('open_question_share'))} · "
+            f"client change talk {f.get('change_talk', 0)} vs sustain talk {f.get('sustain_talk', 0)}</dd>")
+
+
 def _summary_html(s: SessionSummary) -> str:
     share = ", ".join(f"{_esc(k)} {v:.0%}" for k, v in s.talk_share.items()) or "no speech found"
     latency = ", ".join(f"{_esc(k)} {v:.2f} s (n={s.latency_count[k]})" for k, v in s.median_latency_s.items()) or "–"
@@ -120,7 +135,7 @@ def _summary_html(s: SessionSummary) -> str:
         f"{' after ' + _esc(sl.before) if sl.before else ''}{', then ' + _esc(sl.after) if sl.after else ''}</li>"
         for sl in s.longest_silences) or "<li>–</li>"
     return (f'<dl class="summary"><dt>Talk share</dt><dd>{share}</dd>'
-            f"<dt>Median response latency</dt><dd>{latency}</dd></dl>"
+            f"<dt>Median response latency</dt><dd>{latency}</dd>{_mi_html(s.mi_figures)}</dl>"
             f"<h3>Longest silences</h3><ul>{silences}</ul>")
 
 

@@ -55,6 +55,7 @@ class SessionSummary:
     episodes: list[EpisodeRow] = field(default_factory=list)
     subtype_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    mi_figures: dict[str, Any] = field(default_factory=dict)  # the last ``mi_figures`` event ({} if none)
 
     @property
     def talk_share(self) -> dict[str, float]:
@@ -120,4 +121,5 @@ def summarize(events: list[dict[str, Any]], *, complete: bool = True, top_silenc
         episodes=_episodes(events, end_s),
         subtype_counts=dict(sorted(counts.items())),
         annotations=[e for e in events if e["type"] == "annotation"],
+        mi_figures=next((dict(e) for e in reversed(events) if e["type"] == "mi_figures"), {}),
     )

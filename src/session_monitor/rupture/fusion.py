@@ -38,7 +38,7 @@ KINDS = RUPTURE_KINDS
 #: Below this a faded marker is dropped (bounds the active list).
 MIN_CONTRIBUTION = 0.002
 #: The patient's cues, each weighted by its ``<cue>_weight`` setting; any other cue counts as lexical.
-CUES = ("lexical", "timing", "prosody", "turn_taking")
+CUES = ("lexical", "timing", "prosody", "turn_taking", "classifier")
 
 
 @dataclass(frozen=True)

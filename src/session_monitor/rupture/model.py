@@ -4,7 +4,9 @@ Evidence (patient and therapist side, :mod:`session_monitor.rupture.patient` and
 :mod:`session_monitor.rupture.therapist`) turns speech, prosody, turn-taking and
 transcripts into ``marker`` events; fusion (:mod:`session_monitor.rupture.fusion`) turns
 markers into ``signal`` and ``alert`` events; closed rupture episodes become ``episode``
-events (:mod:`session_monitor.rupture.episodes`). Everything runs on session
+events (:mod:`session_monitor.rupture.episodes`). The utterance classifiers
+(:mod:`session_monitor.rupture.utterance_evidence`) read every final transcript: their
+markers join the others, their running MI figures are ``mi_figures`` events. Everything runs on session
 time only, so the same events in give the same markers, signal and alerts out.
 
 Speakers named ``unknown`` (mono input before attribution) yield no evidence: the
@@ -17,18 +19,26 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from session_monitor.events import EVENT_TYPES, Alert, Event, event_from_dict
+from session_monitor.events import EVENT_TYPES, Alert, Event, Marker, Transcript, event_from_dict
 from session_monitor.rupture.episodes import EpisodeTracker
 from session_monitor.rupture.fusion import Fusion
 from session_monitor.rupture.lexicon import Lexicon, load_lexicon
 from session_monitor.rupture.patient import PatientEvidence
 from session_monitor.rupture.therapist import TherapistEvidence
-from session_monitor.settings.loader import EvidenceSettings, FusionSettings, Settings, config_dir
+from session_monitor.rupture.utterance_evidence import UtteranceEvidence
+from session_monitor.rupture.utterances import UtteranceClassifiers, classifiers_for
+from session_monitor.settings.loader import (
+    EvidenceSettings,
+    FusionSettings,
+    Settings,
+    UtteranceSettings,
+    config_dir,
+)
 
 __all__ = ["OUTPUT_TYPES", "RuptureModel", "build_analyzers", "markers_path", "run_on_events"]
 
 #: Event types the rupture model produces (dropped when re-running it over a session).
-OUTPUT_TYPES = frozenset({"marker", "signal", "alert", "episode"})
+OUTPUT_TYPES = frozenset({"marker", "signal", "alert", "episode", "mi_figures"})
 _TICK_S = 0.096  # the pipeline's default block: analyzers are ticked at block ends
 _KNOWN = frozenset(EVENT_TYPES)
 
@@ -52,34 +62,46 @@ class RuptureModel:
     lexicon : phrases; loaded from ``evidence.markers_file`` when None
     fusion_stage : the fusion to feed (``tune`` passes one that records its calls); a new
         :class:`~session_monitor.rupture.fusion.Fusion` with ``fusion`` when None
+    utterances : the [utterances] section; None (or ``enabled = false``): no utterance classifiers
+    classifiers : the classifiers to use; loaded as ``utterances`` says when None
     """
 
     def __init__(self, evidence: EvidenceSettings, fusion: FusionSettings, *, features_hz: float,
-                 lexicon: Lexicon | None = None, fusion_stage: Fusion | None = None) -> None:
+                 lexicon: Lexicon | None = None, fusion_stage: Fusion | None = None,
+                 utterances: UtteranceSettings | None = None,
+                 classifiers: UtteranceClassifiers | None = None) -> None:
         self.lexicon = lexicon if lexicon is not None else load_lexicon(markers_path(evidence))
         self.therapist = TherapistEvidence(evidence, self.lexicon)
         self.patient = PatientEvidence(evidence, self.lexicon, self.therapist, features_hz=features_hz)
         self.fusion = fusion_stage if fusion_stage is not None else Fusion(fusion)
         self.episodes = EpisodeTracker(grace_s=fusion.episode_repair_grace_s)
+        self.utterances: UtteranceEvidence | None = None
+        if utterances is not None and utterances.enabled:
+            clf = classifiers if classifiers is not None else classifiers_for(utterances)
+            self.utterances = UtteranceEvidence(utterances, clf)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, lexicon: Lexicon | None = None,
                       fusion_stage: Fusion | None = None) -> RuptureModel:
-        """The model with its sections of ``settings`` ([evidence], [fusion], ``prosody.features_hz``)."""
+        """The model with its sections of ``settings`` ([evidence], [fusion], [utterances], ``prosody.features_hz``)."""
         return cls(settings.evidence, settings.fusion, features_hz=settings.prosody.features_hz, lexicon=lexicon,
-                   fusion_stage=fusion_stage)
+                   fusion_stage=fusion_stage, utterances=settings.utterances)
 
     def on_event(self, event: Event) -> list[Event]:
         if event.type in OUTPUT_TYPES:
             return []
         markers = self.therapist.on_event(event) + self.patient.on_event(event)
+        figures: list[Event] = []
+        if self.utterances is not None and isinstance(event, Transcript):
+            for ev in self.utterances.on_transcript(event):
+                (markers if isinstance(ev, Marker) else figures).append(ev)
         if self.patient.engaged:
             self.patient.engaged.clear()
             self.fusion.engaged()
         for m in markers:
             self.fusion.add(m)
             self.episodes.marker(m)
-        return list(markers)
+        return list(markers) + figures
 
     def tick(self, t: float) -> list[Event]:
         out: list[Event] = []

@@ -18,6 +18,7 @@ __all__ = [
     "PrivacySettings",
     "RolesSettings",
     "EvidenceSettings",
+    "UtteranceSettings",
     "FusionSettings",
     "EvaluateSettings",
     "AttributionSettings",
@@ -140,6 +141,24 @@ class EvidenceSettings:
 
 
 @dataclass(frozen=True)
+class UtteranceSettings:
+    """The utterance classifiers' evidence (rupture/utterance_evidence.py, docs/rupture_model.md)."""
+
+    enabled: bool = rng()
+    model_file: str = rng()
+    sustain_min_p: float = rng(0, 1)
+    sustain_weight: float = rng(0, 2)
+    context_s: float = rng(0, 120)
+    no_context_factor: float = rng(0, 1)
+    therapist_min_p: float = rng(0, 1)
+    therapist_strength: float = rng(0, 1)
+    window_turns: int = rng(2, 50)
+    input_min: int = rng(1, 50)
+    closed_run: int = rng(2, 50)
+    repeat_s: float = rng(1, 600)
+
+
+@dataclass(frozen=True)
 class FusionSettings:
     """Weighted evidence -> withdrawal/confrontation scores -> likelihood, alerts."""
 
@@ -152,6 +171,7 @@ class FusionSettings:
     timing_weight: float = rng(0, 2)
     prosody_weight: float = rng(0, 2)
     turn_taking_weight: float = rng(0, 2)
+    classifier_weight: float = rng(0, 2)
     therapist_weight: float = rng(0, 2)
     repair_weight: float = rng(0, 2)
     repair_damping: float = rng(0, 1)
@@ -219,6 +239,7 @@ class Settings:
     privacy: PrivacySettings
     roles: RolesSettings
     evidence: EvidenceSettings
+    utterances: UtteranceSettings
     fusion: FusionSettings
     evaluate: EvaluateSettings
     attribution: AttributionSettings

@@ -36,7 +36,7 @@
       bands: [],           // {kind, start, end|null}
       markers: [], annotations: [],
       transcript: [], interim: {},
-      health: null, levels: {}, timeline: null,
+      health: null, levels: {}, timeline: null, figures: null,
     };
   }
 
@@ -96,6 +96,7 @@
     S.health = s.health;
     for (const lv of s.levels || []) S.levels[lv.speaker] = lv;
     S.timeline = s.timeline;
+    S.figures = s.figures || null;
     if (s.title) $("title").textContent = s.title;
   }
 
@@ -123,6 +124,7 @@
         } else S.interim[m.speaker] = m;
         break;
       case "health": S.health = m; break;
+      case "mi_figures": S.figures = m; break;
       case "level": S.levels[m.speaker] = m; break;
       case "annotation":
         S.annotations.push(m);
@@ -368,8 +370,20 @@
     $("health-msg").textContent = h.message || "";
   }
 
+  function renderFigures() {
+    const f = S.figures, box = $("figures");
+    if (!box) return;
+    if (!f) { box.textContent = "MI figures: waiting for the first classified turn"; return; }
+    const pct = (v) => (v == null ? "—" : Math.round(100 * v) + "%");
+    box.textContent = "reflections : questions " + (f.reflection_to_question == null ? "—" : f.reflection_to_question.toFixed(1)) +
+      " · complex reflections " + pct(f.complex_reflection_share) +
+      " · open questions " + pct(f.open_question_share) +
+      " · client change talk " + f.change_talk + " vs sustain " + f.sustain_talk;
+  }
+
   function render() {
     renderPending = false;
+    renderFigures();
     $("clock").textContent = clock(S.nowT);
     renderIndicator();
     if (!$("spark-box").hidden || !S.ended) renderSpark();

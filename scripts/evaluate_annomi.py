@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""End-to-end evaluation on rendered AnnoMI sessions, with classifiers trained on the other folds.
+
+Takes the sessions that ``scripts/render_annomi.py`` rendered and ``session-monitor replay
+--speed max`` replayed (whole pipeline: VAD, prosody, the bundled Whisper model, speakers
+from the channels), then re-runs the rupture model over each session's recorded events
+(exactly what the pipeline's analyzer saw) twice:
+
+- ``today``: the rupture model without the utterance classifiers (``[utterances] enabled = false``);
+- ``classifiers``: with classifiers trained by ``train_utterance_classifiers.py`` on the
+  transcripts of the *other* folds of its grouped 5-fold split (never the session's own).
+
+Figures: AUC of the session mean likelihood, low- vs high-quality sessions; AUC of the
+strongest patient evidence on each patient utterance the experts coded sustain talk vs
+all other coded patient utterances; the MI figures at the session's end. Prints a table and
+``--json`` stores it::
+
+    python scripts/render_annomi.py --pick shortest
+    for f in /tmp/annomi_renders/*.flac; do
+        session-monitor replay "$f" --speed max --no-view --no-report \\
+            --session-dir /tmp/annomi_sessions/$(basename "$f" .flac) --force; done
+    python scripts/evaluate_annomi.py [--renders DIR] [--sessions DIR] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_utterance_classifiers as T  # noqa: E402
+from annomi import DEFAULT_CSV, load  # noqa: E402
+
+from session_monitor.event_log import read_events  # noqa: E402
+from session_monitor.events import Marker, MiFigures, Signal  # noqa: E402
+from session_monitor.rupture.model import RuptureModel, run_on_events  # noqa: E402
+from session_monitor.settings.loader import load_settings  # noqa: E402
+
+
+def auc(pos: list[float], neg: list[float]) -> float | None:
+    """Probability that a positive outranks a negative (ties count half)."""
+    if not pos or not neg:
+        return None
+    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return round(float(np.mean((p > n) + 0.5 * (p == n))), 4)
+
+
+def fold_models(utts, wanted: set[int], out_dir: Path) -> dict[int, Path]:
+    """transcript -> model file trained without that transcript's fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    folds = StratifiedGroupKFold(n_splits=T.FOLDS, shuffle=True, random_state=T.SEED).split(
+        utts, [u.quality for u in utts], [u.transcript for u in utts])
+    out: dict[int, Path] = {}
+    for k, (_, te) in enumerate(folds):
+        held = {utts[i].transcript for i in te}
+        if not held & wanted:
+            continue
+        trained = T.train([u for u in utts if u.transcript not in held])
+        path = out_dir / f"fold{k}.bin"
+        path.write_bytes(T.serialise(trained, {"excluded_transcripts": sorted(held)}))
+        for t in held & wanted:
+            out[t] = path
+    return out
+
+
+def score(events: list[dict], truth: dict, overrides: dict) -> dict:
+    model = RuptureModel.from_settings(load_settings(overrides=overrides))
+    out = run_on_events(model, events)
+    likes = [e.likelihood for e in out if isinstance(e, Signal)]
+    pm = [e for e in out if isinstance(e, Marker) and e.speaker == "patient" and e.kind != "repair"]
+    per_utt = []
+    for u in truth["utterances"]:
+        lab = u["labels"].get("client_talk")
+        if u["speaker"] != "patient" or not lab:
+            continue
+        s = max([m.strength for m in pm if m.end >= u["start"] - 0.5 and m.start <= u["end"] + 1.5], default=0.0)
+        per_utt.append((lab, s))
+    figs = [e for e in out if isinstance(e, MiFigures)]
+    return {"mean_likelihood": float(np.mean(likes)) if likes else 0.0,
+            "alerts": sum(1 for e in out if getattr(e, "type", "") == "alert" and e.state == "on"),
+            "per_utterance": per_utt,
+            "figures": {k: getattr(figs[-1], k) for k in ("reflection_to_question", "open_question_share",
+                                                          "complex_reflection_share", "change_share",
+                                                          "input_share")} if figs else {}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    ap.add_argument("--renders", type=Path, default=Path("/tmp/annomi_renders"))
+    ap.add_argument("--sessions", type=Path, default=Path("/tmp/annomi_sessions"))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    sessions = {}
+    for truth_file in sorted(args.renders.glob("annomi_*.truth.json")):
+        name = truth_file.name.removesuffix(".truth.json")
+        ev_file = args.sessions / name / "events.jsonl"
+        if ev_file.is_file():
+            sessions[name] = (json.loads(truth_file.read_text()), args.sessions / name)
+    if not sessions:
+        print(f"error: no replayed sessions under {args.sessions} for the renders in {args.renders}; "
+              "render and replay them first (see --help)", file=sys.stderr)
+        return 2
+    utts = load(args.csv)
+    res: dict = {"sessions": {}, "n_low": 0, "n_high": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        models = fold_models(utts, {t["transcript"] for t, _ in sessions.values()}, Path(tmp))
+        for name, (truth, folder) in sessions.items():
+            events = read_events(folder)
+            row = {"quality": truth["mi_quality"],
+                   "today": score(events, truth, {"utterances": {"enabled": False}}),
+                   "classifiers": score(events, truth, {"utterances": {"model_file": str(models[truth["transcript"]])}})}
+            res["sessions"][name] = row
+            res["n_" + truth["mi_quality"]] += 1
+            print(f"{name}: {row['quality']}, mean likelihood today {row['today']['mean_likelihood']:.3f}, "
+                  f"with classifiers {row['classifiers']['mean_likelihood']:.3f}", file=sys.stderr)
+    rows = res["sessions"].values()
+    for variant in ("today", "classifiers"):
+        low = [r[variant]["mean_likelihood"] for r in rows if r["quality"] == "low"]
+        high = [r[variant]["mean_likelihood"] for r in rows if r["quality"] == "high"]
+        sus = [s for r in rows for lab, s in r[variant]["per_utterance"] if lab == "sustain"]
+        other = [s for r in rows for lab, s in r[variant]["per_utterance"] if lab != "sustain"]
+        res[variant] = {"session_auc_mean_likelihood": auc(low, high), "sustain_evidence_auc": auc(sus, other),
+                        "sustain_utterances": len(sus), "other_patient_utterances": len(other)}
+    for key in ("input_share", "reflection_to_question", "change_share"):
+        vals = [(r["quality"], r["classifiers"]["figures"].get(key)) for r in rows]
+        low = [v for q, v in vals if q == "low" and v is not None]
+        high = [v for q, v in vals if q == "high" and v is not None]
+        sign = -1 if key != "input_share" else 1  # fewer reflections / less change talk: lower quality
+        res[f"session_auc_{key}"] = auc([sign * v for v in low], [sign * v for v in high])
+    summary = {k: v for k, v in res.items() if k != "sessions"}
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Evidence from the utterance classifiers, and the session's running MI figures.
+
+Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances`):
+
+- **patient sustain talk** in context becomes a 3RS marker: after a therapist
+  suggestion (advice, information, options) it is ``rejecting_intervention``
+  (confrontation); a reply that minimises ("only on weekends", "not that much") is
+  ``denial`` (withdrawal); any other sustain talk after a therapist question or
+  reflection is ``defending_self`` (confrontation). Without a therapist turn in the
+  last ``context_s`` it counts ``no_context_factor`` as much. Strength is the
+  classifier's P(sustain) times ``sustain_weight``; below ``sustain_min_p`` nothing.
+- **therapist contributions** (``speaker="therapist"``: fusion caps them with
+  ``therapist_cap``, so they never alert alone): input (advice, information) in at
+  least ``input_min`` of the last ``window_turns`` turns with no reflection among them
+  (``therapist_advising``); ``closed_run`` closed questions in a row
+  (``therapist_closed_questions``).
+
+The running figures a clinician knows from MI coding (reflection-to-question ratio,
+share of complex reflections, share of open questions, client change vs sustain talk)
+come as an ``mi_figures`` event after each classified transcript.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+from session_monitor.events import Marker, MiFigures, Transcript
+from session_monitor.rupture.utterances import Prediction, UtteranceClassifiers
+from session_monitor.settings.sections import UtteranceSettings
+
+__all__ = ["UtteranceEvidence", "TherapistTurn"]
+
+_MINIMISING = re.compile(
+    r"\b(only|just|not (that|so|very|really) (much|many|bad|often)|not a (big )?(deal|problem)|"
+    r"no big deal|hardly|barely|a little|a couple|it'?s fine|i'?m fine|under control|not really)\b")
+
+
+def _clock(t: float) -> str:
+    return f"{int(t // 60)}:{int(t % 60):02d}"
+
+
+def _quote(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "\u2026"
+
+
+@dataclass(frozen=True)
+class TherapistTurn:
+    """A classified therapist utterance."""
+
+    t: float
+    start: float
+    end: float
+    text: str
+    behaviour: str  # reflection | question | therapist_input | other ("" below the confidence floor)
+    subtype: str  # simple/complex, open/closed, information/advice/negotiation/options, or ""
+    probability: float
+
+
+class UtteranceEvidence:
+    """Classifier markers and MI figures from final transcripts.
+
+    Parameters
+    ----------
+    settings : the [utterances] section
+    classifiers : loaded model (:func:`session_monitor.rupture.utterances.load_classifiers`)
+    """
+
+    def __init__(self, settings: UtteranceSettings, classifiers: UtteranceClassifiers) -> None:
+        self.s = settings
+        self.clf = classifiers
+        self._turns: deque[TherapistTurn] = deque(maxlen=max(settings.window_turns, settings.closed_run))
+        self._last_therapist: TherapistTurn | None = None
+        self._last_patient_text = ""
+        self._last_reflection_t: float | None = None
+        self._counts = {"reflection": 0, "complex": 0, "question": 0, "open": 0, "change": 0, "sustain": 0,
+                        "neutral": 0, "input": 0, "therapist_turns": 0}
+        self._last_emit: dict[str, float] = {}
+
+    def on_transcript(self, tr: Transcript) -> list:
+        """Markers and one ``mi_figures`` event for a final transcript (nothing for interim ones)."""
+        if not tr.final or not tr.text.strip() or tr.speaker not in ("therapist", "patient"):
+            return []
+        out = self._therapist(tr) if tr.speaker == "therapist" else self._patient(tr)
+        out.append(self.figures(tr.t))
+        return out
+
+    # -- therapist ------------------------------------------------------------------------------------
+
+    def _therapist(self, tr: Transcript) -> list:
+        pred = self.clf.therapist(tr.text, self._last_patient_text)
+        b = pred["behaviour"]
+        sub = {"reflection": "reflection_type", "question": "question_type",
+               "therapist_input": "input_type"}.get(b.label)
+        ok = b.probability >= self.s.therapist_min_p
+        turn = TherapistTurn(tr.t, tr.start, tr.end, tr.text, b.label if ok else "",
+                             pred[sub].label if (ok and sub) else "", b.probability)
+        self._count_therapist(turn)
+        self._turns.append(turn)
+        self._last_therapist = turn
+        if turn.behaviour == "reflection":
+            self._last_reflection_t = tr.end
+        return self._advising(tr) + self._closed(tr)
+
+    def _count_therapist(self, turn: TherapistTurn) -> None:
+        c = self._counts
+        c["therapist_turns"] += 1
+        if turn.behaviour == "reflection":
+            c["reflection"] += 1
+            c["complex"] += turn.subtype == "complex"
+        elif turn.behaviour == "question":
+            c["question"] += 1
+            c["open"] += turn.subtype == "open"
+        elif turn.behaviour == "therapist_input":
+            c["input"] += 1
+
+    def _advising(self, tr: Transcript) -> list[Marker]:
+        recent = list(self._turns)[-self.s.window_turns:]
+        if len(recent) < self.s.window_turns or recent[-1].behaviour != "therapist_input":
+            return []
+        n_input = sum(t.behaviour == "therapist_input" for t in recent)
+        if n_input < self.s.input_min or any(t.behaviour == "reflection" for t in recent):
+            return []
+        if not self._may_emit("therapist_advising", tr.t):
+            return []
+        since = (f"no reflection since {_clock(self._last_reflection_t)}" if self._last_reflection_t is not None
+                 else "no reflection yet this session")
+        last = recent[-1]
+        return [Marker(t=tr.t, speaker="therapist", kind="confrontation", marker="therapist_advising",
+                       strength=min(1.0, self.s.therapist_strength * n_input / len(recent)),
+                       start=recent[0].start, end=tr.end, cue="classifier",
+                       explanation=(f"{n_input} of your last {len(recent)} turns gave advice or information; "
+                                    f"{since} (input p={last.probability:.2f}: '{_quote(last.text)}')"))]
+
+    def _closed(self, tr: Transcript) -> list[Marker]:
+        n = self.s.closed_run
+        recent = list(self._turns)[-n:]
+        if len(recent) < n or not all(t.behaviour == "question" and t.subtype == "closed" for t in recent):
+            return []
+        if not self._may_emit("therapist_closed_questions", tr.t):
+            return []
+        return [Marker(t=tr.t, speaker="therapist", kind="withdrawal", marker="therapist_closed_questions",
+                       strength=min(1.0, self.s.therapist_strength), start=recent[0].start, end=tr.end,
+                       cue="classifier",
+                       explanation=f"your last {n} turns were closed questions ('{_quote(tr.text, 50)}')")]
+
+    # -- patient ----------------------------------------------------------------------------------------
+
+    def _patient(self, tr: Transcript) -> list:
+        prev = self._last_therapist
+        pred = self.clf.patient(tr.text, prev.text if prev else "")
+        self._last_patient_text = tr.text
+        self._counts[pred.label] += 1
+        p = pred.probabilities.get("sustain", 0.0)
+        if pred.label != "sustain" or p < self.s.sustain_min_p:
+            return []
+        return [self._sustain_marker(tr, pred, prev)]
+
+    def _sustain_marker(self, tr: Transcript, pred: Prediction, prev: TherapistTurn | None) -> Marker:
+        p = pred.probabilities["sustain"]
+        in_context = prev is not None and tr.start - prev.end <= self.s.context_s
+        strength = min(1.0, self.s.sustain_weight * p * (1.0 if in_context else self.s.no_context_factor))
+        words = f"'{_quote(tr.text)}'"
+        if in_context and prev.behaviour == "therapist_input":
+            kind, marker = "confrontation", "rejecting_intervention"
+            why = f"sustain talk (p={p:.2f}) right after your {prev.subtype or 'suggestion'}"
+        elif _MINIMISING.search(tr.text.lower()):
+            kind, marker = "withdrawal", "denial"
+            why = f"minimising sustain talk (p={p:.2f})"
+        else:
+            kind, marker = "confrontation", "defending_self"
+            after = {"question": "your question", "reflection": "your reflection"}.get(
+                prev.behaviour if in_context else "", "")
+            why = f"sustain talk (p={p:.2f})" + (f" after {after}" if after else "")
+        return Marker(t=tr.t, speaker="patient", kind=kind, marker=marker, strength=strength,
+                      start=tr.start, end=tr.end, cue="classifier", explanation=f"{why}: patient: {words}")
+
+    # -- figures ----------------------------------------------------------------------------------------
+
+    def figures(self, t: float) -> MiFigures:
+        """The running MI figures at session time ``t``."""
+        c = self._counts
+
+        def share(a: int, b: int) -> float | None:
+            return round(a / b, 3) if b else None
+
+        client = c["change"] + c["sustain"]
+        return MiFigures(t=t, reflections=c["reflection"], questions=c["question"],
+                         reflection_to_question=share(c["reflection"], c["question"]),
+                         complex_reflection_share=share(c["complex"], c["reflection"]),
+                         open_question_share=share(c["open"], c["question"]),
+                         change_talk=c["change"], sustain_talk=c["sustain"],
+                         change_share=share(c["change"], client),
+                         input_share=share(c["input"], c["therapist_turns"]))
+
+    def _may_emit(self, name: str, t: float) -> bool:
+        last = self._last_emit.get(name)
+        if last is not None and t - last < self.s.repeat_s:
+            return False
+        self._last_emit[name] = t
+        return True

@@ -1,0 +1,108 @@
+"""The utterance classifiers' evidence on scripted exchanges, through the whole rupture model."""
+
+from __future__ import annotations
+
+import pytest
+
+from session_monitor.errors import InputError
+from session_monitor.events import Alert, Marker, MiFigures, event_from_dict, event_to_dict
+from session_monitor.rupture.model import RuptureModel
+from session_monitor.settings.loader import load_settings
+from support.conversation import Conversation, run
+
+SUGGESTION = "I would recommend that you cut down to no more than two drinks a day."
+SUSTAIN = "I don't think I'm drinking that much. Everybody drinks like I drink."
+
+
+def classifier_markers(events, speaker=None):
+    return [e for e in events if isinstance(e, Marker) and e.cue == "classifier"
+            and (speaker is None or e.speaker == speaker)]
+
+
+def test_suggestion_then_sustain_talk_is_rejecting_intervention_with_its_quote():
+    conv = Conversation()
+    conv.turn("therapist", SUGGESTION)
+    start, end = conv.turn("patient", SUSTAIN)
+    out = run(conv)
+    found = classifier_markers(out, "patient")
+    assert len(found) == 1
+    m = found[0]
+    assert (m.kind, m.marker) == ("confrontation", "rejecting_intervention")
+    assert "'I don't think I'm drinking that much." in m.explanation
+    assert "sustain talk (p=0." in m.explanation and "after your" in m.explanation
+    assert (m.start, m.end) == (start, end)
+    assert 0.32 <= m.strength <= 0.8  # 0.8 x P(sustain), P(sustain) 0.4..1
+
+
+def test_sustain_talk_without_a_therapist_turn_before_it_counts_half():
+    conv = Conversation()
+    conv.turn("therapist", SUGGESTION)
+    conv.turn("patient", SUSTAIN, gap_s=25.0)  # more than context_s = 20 s after the suggestion
+    far = classifier_markers(run(conv), "patient")
+    conv = Conversation()
+    conv.turn("therapist", SUGGESTION)
+    conv.turn("patient", SUSTAIN)
+    near = classifier_markers(run(conv), "patient")
+    assert far and near
+    assert far[0].strength == pytest.approx(0.5 * near[0].strength, rel=1e-6)
+    assert far[0].marker != "rejecting_intervention"
+
+
+def test_a_reflection_gives_no_therapist_contribution_evidence():
+    conv = Conversation()
+    for _ in range(3):
+        conv.turn("patient", "I like smoking but I know it's bad for me and my kids worry.")
+        conv.turn("therapist", "So part of you enjoys smoking, and part of you worries about what it does to you.")
+    out = run(conv)
+    assert classifier_markers(out, "therapist") == []
+    figures = [e for e in out if isinstance(e, MiFigures)]
+    assert figures[-1].reflections == 3 and figures[-1].questions == 0
+
+
+def test_runs_of_advice_are_capped_therapist_evidence_that_never_alerts_alone():
+    conv = Conversation()
+    conv.turn("therapist", "So you feel your drinking is under control.")
+    for text in ("I would recommend that you cut down to no more than two drinks a day.",
+                 "Research shows that people who drink every day have more liver problems.",
+                 "My advice is to stop drinking on weekdays completely.",
+                 "I would suggest you see your doctor about your liver.",
+                 "Drinking more than fourteen units a week raises the risk of cancer."):
+        conv.turn("patient", "Okay.")
+        conv.turn("therapist", text)
+    out = run(conv)
+    advising = [m for m in classifier_markers(out, "therapist") if m.marker == "therapist_advising"]
+    assert advising, [m.explanation for m in classifier_markers(out)]
+    assert "of your last 5 turns gave advice or information" in advising[0].explanation
+    assert "no reflection since" in advising[0].explanation or "no reflection yet" in advising[0].explanation
+    assert not [e for e in out if isinstance(e, Alert) and e.state == "on"]
+
+
+def test_mi_figures_are_running_counts_and_round_trip_through_json():
+    conv = Conversation()
+    conv.turn("therapist", "What would you like to do about your drinking?")
+    conv.turn("patient", "I really want to cut down, I know I need to drink less.")
+    conv.turn("therapist", "So you've decided it's time to make a change.")
+    out = run(conv)
+    figs = [e for e in out if isinstance(e, MiFigures)]
+    assert len(figs) == 3  # one per final transcript
+    last = figs[-1]
+    assert (last.questions, last.reflections) == (1, 1)
+    assert last.reflection_to_question == 1.0 and last.open_question_share == 1.0
+    assert last.change_talk == 1 and last.sustain_talk == 0 and last.change_share == 1.0
+    assert event_from_dict(event_to_dict(last)) == event_from_dict(event_to_dict(event_from_dict(event_to_dict(last))))
+    assert event_to_dict(event_from_dict(event_to_dict(last)))["reflection_to_question"] == 1.0
+
+
+def test_disabled_classifiers_give_no_classifier_evidence():
+    conv = Conversation()
+    conv.turn("therapist", SUGGESTION)
+    conv.turn("patient", SUSTAIN)
+    out = run(conv, overrides={"utterances": {"enabled": False}})
+    assert classifier_markers(out) == [] and not [e for e in out if isinstance(e, MiFigures)]
+
+
+def test_a_missing_model_file_is_a_one_line_error_naming_it(tmp_path):
+    missing = tmp_path / "nope.bin"
+    with pytest.raises(InputError) as err:
+        RuptureModel.from_settings(load_settings(overrides={"utterances": {"model_file": str(missing)}}))
+    assert str(missing) in str(err.value) and "\n" not in str(err.value)

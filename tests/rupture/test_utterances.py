@@ -1,0 +1,145 @@
+"""The utterance classifiers: accuracy on held-aside transcripts, the model file, bad input.
+
+The held-aside set is fixed: the transcripts of ``HELD_ASIDE`` (4 low- and 16 high-quality
+demonstrations of ``annomi_train.csv``). A model is trained without them by the committed
+script (scikit-learn, the ``train`` extra) and the run-time numpy classifiers score them.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from session_monitor.errors import InputError
+from session_monitor.rupture.utterance_features import FEATURE_VERSION
+from session_monitor.rupture.utterances import MAGIC, MODEL_PATH, load_classifiers
+from support.audio import ROOT, shared_file
+
+SCRIPT = ROOT / "scripts" / "train_utterance_classifiers.py"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+#: 20 transcripts (4 low quality) never used for the test's own training
+HELD_ASIDE = (5, 14, 18, 23, 31, 33, 44, 47, 52, 58, 61, 66, 69, 79, 85, 91, 100, 102, 119, 126)
+
+
+def _train(out: Path, *extra: str, csv: Path | None = None) -> subprocess.CompletedProcess:
+    args = [sys.executable, str(SCRIPT), "--no-cv", "--out", str(out), *extra]
+    if csv is not None:
+        args += ["--csv", str(csv)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def held_aside_model(tmp_path_factory) -> Path:
+    pytest.importorskip("sklearn", reason="the train extra (scikit-learn) trains the test's model")
+    csv = shared_file("annomi_train.csv")
+    out = tmp_path_factory.mktemp("uc") / "held_aside.bin"
+    res = _train(out, "--exclude-transcripts", ",".join(map(str, HELD_ASIDE)), csv=csv)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def _macro_f1(y: list[str], yhat: list[str]) -> float:
+    f1s = []
+    for lab in sorted(set(y)):
+        tp = sum(a == lab and b == lab for a, b in zip(y, yhat))
+        fp = sum(a != lab and b == lab for a, b in zip(y, yhat))
+        fn = sum(a == lab and b != lab for a, b in zip(y, yhat))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(f1s))
+
+
+@pytest.mark.slow
+def test_classifiers_on_held_aside_transcripts(held_aside_model):
+    """Grouped CV gives therapist 0.73 / client 0.50 macro-F1; a 20-transcript split may differ by ~0.05."""
+    from annomi import load
+
+    utts = [u for u in load(shared_file("annomi_train.csv")) if u.transcript in HELD_ASIDE]
+    assert held_aside_model.exists()
+    clf = load_classifiers(held_aside_model)
+    assert clf.trained_on["excluded_transcripts"] == sorted(HELD_ASIDE)
+    ther = [u for u in utts if u.labels["therapist_behaviour"]]
+    y = [u.labels["therapist_behaviour"] for u in ther]
+    yhat = [clf.therapist(u.text, u.previous)["behaviour"].label for u in ther]
+    assert _macro_f1(y, yhat) >= 0.65
+    cli = [u for u in utts if u.labels["client_talk"]]
+    y = [u.labels["client_talk"] for u in cli]
+    preds = [clf.patient(u.text, u.previous) for u in cli]
+    assert _macro_f1(y, [p.label for p in preds]) >= 0.42
+    # sustain talk ranks above the rest (AUC by pairs), well above chance
+    sus = [p.probabilities["sustain"] for p, lab in zip(preds, y) if lab == "sustain"]
+    rest = [p.probabilities["sustain"] for p, lab in zip(preds, y) if lab != "sustain"]
+    auc = np.mean([[s > r for r in rest] for s in sus])
+    assert auc >= 0.68
+
+
+def test_shipped_model_loads_with_the_network_blocked(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the classifiers tried to open a socket")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    clf = load_classifiers()
+    p = clf.patient("I don't think I'm drinking that much. Everybody drinks like I drink.",
+                    "Have you thought about cutting down?")
+    assert p.label == "sustain"
+    assert abs(sum(p.probabilities.values()) - 1.0) < 1e-5
+    change = clf.patient("I really want to cut down, I know I need to drink less.", "What would you like to do?")
+    assert change.label == "change"
+    assert change.probabilities["sustain"] < p.probabilities["sustain"] - 0.05  # soft: C=0.5, classes balanced
+    t = clf.therapist("What would you like to do about your drinking?", "I drink on weekends.")
+    assert t["behaviour"].label == "question" and t["question_type"].label == "open"
+    t = clf.therapist("I would recommend that you cut down to no more than two drinks a day.", "I drink every day.")
+    assert t["behaviour"].label == "therapist_input"
+    t = clf.therapist("So you're feeling torn, part of you wants to quit and part of you enjoys it.",
+                      "I like smoking but I know it's bad.")
+    assert t["behaviour"].label == "reflection"
+
+
+def test_shipped_model_is_what_the_script_writes(tmp_path):
+    """Same CSV, same script: the same bytes as the file in the package."""
+    pytest.importorskip("sklearn", reason="the train extra (scikit-learn) retrains the model")
+    csv = shared_file("annomi_train.csv")
+    out = tmp_path / "again.bin"
+    res = _train(out, csv=csv)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == MODEL_PATH.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["missing", "magic", "truncated", "header", "version"])
+def test_bad_model_file_is_one_line_naming_it(tmp_path, damage):
+    good = MODEL_PATH.read_bytes()
+    path = tmp_path / "model.bin"
+    if damage == "magic":
+        path.write_bytes(b"NOTMODEL" + good[8:])
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "header":
+        path.write_bytes(good[:12] + b"{not json" + good[21:])
+    elif damage == "version":
+        path.write_bytes(good.replace(f'"feature_version":{FEATURE_VERSION}'.encode(), b'"feature_version":99', 1))
+    with pytest.raises(InputError) as err:
+        load_classifiers(path)
+    msg = str(err.value)
+    assert str(path) in msg and "\n" not in msg
+    assert "train_utterance_classifiers" in msg
+
+
+def test_training_csv_without_its_columns_exits_2_and_writes_nothing(tmp_path):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("transcript_id,utterance_text\n1,hello\n")
+    out = tmp_path / "model.bin"
+    res = _train(out, csv=csv)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(csv) in lines[0] and "client_talk_type" in lines[0]
+    assert not out.exists()
+
+
+def test_model_file_starts_with_its_magic():
+    assert MODEL_PATH.read_bytes()[:8] == MAGIC
