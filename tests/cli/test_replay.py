@@ -130,7 +130,9 @@ def test_existing_session_folder_is_kept_unless_forced(tmp_path):
     assert result.returncode == 2 and "--force" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert replay_no_asr(path, out, "--force").returncode == 0
-    assert (out / "notes.txt").read_text() == "keep me"
+    assert not (out / "notes.txt").exists()  # --force never mixes the earlier files with the new session
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("s.replaced-")]
+    assert len(aside) == 1 and (aside[0] / "notes.txt").read_text() == "keep me"  # moved aside, kept
 
 
 @pytest.mark.slow

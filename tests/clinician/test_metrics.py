@@ -111,9 +111,11 @@ def test_demo_truth_file_is_accepted():
 
 @pytest.mark.parametrize("content, message", [
     ('{"ruptures": [{"start": 5, "end": 3, "kind": "withdrawal"}]}', "end 3 is not after start 5"),
-    ('[{"start": 5, "end": 8, "kind": "anger"}]', "kind 'anger' is not withdrawal or confrontation"),
+    ('[{"start": 5, "end": 8, "kind": "anger"}]', "kind='anger' is not allowed; use withdrawal or confrontation"),
     ('[{"start": 5, "kind": "withdrawal"}]', "lacks end"),
-    ('[{"start": "soon", "end": 8, "kind": "withdrawal"}]', "must be numbers of seconds"),
+    ('[{"start": "soon", "end": 8, "kind": "withdrawal"}]', "start='soon' has the wrong type; use a number"),
+    ('[{"start": true, "end": 8, "kind": "withdrawal"}]', "start=True has the wrong type"),
+    ('[{"start": 1, "end": Infinity, "kind": "withdrawal"}]', "end=inf is not a finite number"),
     ('{"repairs": []}', "needs a 'ruptures' list"),
     ('{"ruptures": [', "invalid JSON"),
     ("begin,finish,type\n1,2,withdrawal\n", "CSV needs a header with start,end,kind"),

@@ -136,5 +136,5 @@ def test_existing_profile_is_replaced_only_with_force_and_backed_up(tmp_path):
 def test_unreadable_existing_profile_is_a_config_error(tmp_path):
     path = tmp_path / "ana.toml"
     path.write_text("[fusion\n")
-    with pytest.raises(ConfigError, match="ana.toml: cannot be read as TOML"):
+    with pytest.raises(ConfigError, match="ana.toml: invalid TOML .*fix the syntax of the clinician profile"):
         read_profile(path)

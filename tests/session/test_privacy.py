@@ -44,18 +44,18 @@ def test_consent_is_recorded_and_audio_stored_only_when_covered(tmp_path, pulse)
          "--consent", CONSENT, "--session-dir", str(tmp_path / "no")],
         capture_output=True, text=True, env=pulse.env, timeout=60,
     )
-    assert result.returncode == 2 and "does not cover audio" in result.stderr
+    assert result.returncode == 2 and "does not grant audio" in result.stderr
     assert not (tmp_path / "no").exists()
     consent = tmp_path / "consent.json"
     consent.write_text(json.dumps({"who": ["patient: A. B."], "when": "2026-11-26T10:00",
-                                   "covers": ["monitoring", "transcript", "audio"]}))
+                                   "covers": {"monitoring": True, "transcript": True, "audio": True}}))
     out = tmp_path / "yes"
     run = LiveRun("--device", "pulse", "--config", str(cfg), "--consent", str(consent), "--duration", "3",
                   "--no-asr", "--session-dir", str(out), "--no-view", env=pulse.env)
     run.wait_ready()
     assert run.wait() == 0, run.stderr
     meta = json.loads((out / "session.json").read_text())
-    assert meta["consent"]["who"] == ["patient: A. B."] and "audio" in meta["consent"]["covers"]
+    assert meta["consent"]["who"] == ["patient: A. B."] and meta["consent"]["granted"]["audio"] is True
     audio = out / "audio.flac"
     assert stat.S_IMODE(audio.stat().st_mode) == 0o600
     info = sf.info(audio)

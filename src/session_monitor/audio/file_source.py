@@ -11,6 +11,7 @@ times faster, ``None`` (``--speed max``) as fast as the pipeline runs.
 from __future__ import annotations
 
 import logging
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.errors import InputError
+from session_monitor.schema import show
 
 __all__ = ["FileSource", "parse_speed"]
 
@@ -76,6 +78,27 @@ class FileSource:
             raise InputError(f"{self.path}: contains no audio samples; choose a recording with sound")
         if self._backend == "soundfile" and self._subtype in ("FLOAT", "DOUBLE"):
             self._check_finite()
+        if self._backend == "soundfile":
+            self._check_complete()
+
+    def _check_complete(self) -> None:
+        """A compressed file cut short (a copy that stopped half-way) is refused before anything starts.
+
+        The header says how many frames there are; seeking to the last one fails on a truncated
+        FLAC or Ogg file (one seek, not a decode). Damage the header cannot show ends the session
+        later with ``end_reason = "truncated_input"``.
+        """
+        import soundfile as sf
+
+        try:
+            with sf.SoundFile(str(self.path)) as f:
+                f.seek(self.frames - 1)
+                complete = len(f.read(1, dtype="float32")) == 1
+        except (sf.LibsndfileError, RuntimeError):
+            complete = False
+        if not complete:
+            raise InputError(f"{self.path}: is truncated (its header promises {self.frames / self.native_rate:.1f} s "
+                             "that the file does not hold); copy the whole recording again or re-export it")
 
     def _check_finite(self) -> None:
         """A float file with NaN or inf samples is corrupt: refuse it before anything starts."""
@@ -93,11 +116,16 @@ class FileSource:
         return None if self.frames is None else self.frames / self.native_rate
 
     def _check_path(self) -> None:
-        if not self.path.exists():
-            raise InputError(f"{self.path}: no such file; check the path")
-        if self.path.is_dir():
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file; check the path") from None
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, no permission
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise InputError(f"{show(self.path, limit=120)}: cannot be opened ({reason}); check the path") from None
+        if stat.S_ISDIR(st.st_mode):
             raise InputError(f"{self.path}: is a folder; give an audio file (wav, flac, ogg, mp3, m4a, mp4)")
-        if self.path.stat().st_size == 0:
+        if st.st_size == 0:
             raise InputError(f"{self.path}: is empty (0 bytes); choose a recording with sound")
 
     def _probe_soundfile(self) -> tuple[int, int, int]:
@@ -152,7 +180,7 @@ class FileSource:
                             return
                         yield data
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise InputError(f"{self.path}: audio is damaged or truncated ({_short(exc)})") from None
+                raise _truncated(f"{self.path}: truncated input: audio is damaged or ends early ({_short(exc)})") from None
         else:
             yield from self._av_blocks()
 
@@ -174,7 +202,8 @@ class FileSource:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(f"{self.path}: audio is damaged or cannot be decoded ({_short(exc)})") from None
+            raise _truncated(f"{self.path}: truncated input: audio is damaged or cannot be decoded "
+                             f"({_short(exc)})") from None
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield ``(channels, block)`` float32 arrays at 16 kHz, paced by ``speed``."""
@@ -225,6 +254,13 @@ class FileSource:
 
     def close(self) -> None:
         pass
+
+
+def _truncated(message: str) -> InputError:
+    """A decoding failure mid-file: the session ends with ``end_reason = "truncated_input"``."""
+    error = InputError(message)
+    error.end_reason = "truncated_input"  # type: ignore[attr-defined]
+    return error
 
 
 def _short(exc: BaseException) -> str:

@@ -21,7 +21,8 @@ class AudioRecorder:
 
         self.path = Path(folder) / "audio.flac"
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            # O_EXCL|O_NOFOLLOW: the folder was claimed empty; a planted link is never followed
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             os.fchmod(fd, 0o600)
             self._file = os.fdopen(fd, "wb")
             self._sf = sf.SoundFile(self._file, "w", samplerate=SAMPLE_RATE, channels=channels, format="FLAC",

@@ -53,6 +53,9 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from session_monitor.session.ending import no_core_dumps
+
+    no_core_dumps()  # a core file would hold session data outside the private session folder
     if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is an error to report, not a kill
     parser = build_parser()
@@ -62,11 +65,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except SessionMonitorError as exc:
-        print(f"session-monitor: error: {exc}", file=sys.stderr)
+        from session_monitor.schema import show
+
+        # one printable line whatever the message holds (a file name with a newline or bad UTF-8)
+        print(f"session-monitor: error: {show(str(exc), limit=2000)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("session-monitor: aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            # the process is ending: a late Ctrl-C must not raise into the interpreter's shutdown
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

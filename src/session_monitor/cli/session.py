@@ -8,13 +8,11 @@ the dashboard, Ctrl-C, and the lines on stderr.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Any
 
 from session_monitor.dashboard.session import DashboardAnnotations
-from session_monitor.errors import InputError, SessionMonitorError
+from session_monitor.errors import DeviceError, InputError
 from session_monitor.session.roles import parse_roles
 from session_monitor.settings import load_settings
 
@@ -29,7 +27,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roles", metavar="R1,R2", help="speaker of each input channel, in order "
                    "(therapist, patient or unknown); default for stereo: therapist,patient")
     p.add_argument("--session-dir", metavar="DIR", help="folder to write (default: a new one under sessions/)")
-    p.add_argument("--force", action="store_true", help="reuse a non-empty --session-dir")
+    p.add_argument("--force", action="store_true", help="move an earlier session in --session-dir aside "
+                   "(to DIR.replaced-TIME) and start a fresh one")
     p.add_argument("--no-view", action="store_true", help="no terminal view")
     p.add_argument("--no-asr", action="store_true", help="prosody and timing only, no transcription")
     p.add_argument("--no-report", action="store_true", help="do not write report.html and timeline.csv at the end")
@@ -55,23 +54,9 @@ def add_parsers(sub: Any) -> None:
     live.add_argument("--device", help="capture device: index or (part of) its name; see 'devices'")
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
     live.add_argument("--consent", metavar="TEXT|FILE", help="consent record (required): a TOML/JSON file with "
-                      "who, when, covers, or a text such as \"A. B. consented to monitoring and transcript on "
-                      "2026-11-26\"")
+                      "who, when and [covers] monitoring/transcript/audio = true/false, or a text such as "
+                      "\"A. B. consented to monitoring on 2026-11-26\" (a text grants monitoring only)")
     _common(live)
-
-
-def _install_sigint(stop: threading.Event) -> None:
-    """First Ctrl-C: end the session cleanly at the next block; second: stop at once."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("session-monitor: stopping; press Ctrl-C again to abort", file=sys.stderr)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
 
 
 def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str) -> Any:
@@ -86,53 +71,87 @@ def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str) 
 
 def _run(args: argparse.Namespace, settings: Any, source: Any, roles: list[str], *,
          deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
-    from session_monitor.cli.terminal_view import TerminalView
-    from session_monitor.session.runner import SessionRun, input_warnings
+    from session_monitor.session.ending import EndRequest
+
+    with EndRequest(say=_say) as end:  # from here on no signal raises into the program
+        return _run_ended_by(end, args, settings, source, roles, deterministic=deterministic, total_s=total_s,
+                             meta=meta)
+
+
+def _say(line: str) -> None:
+    print(f"session-monitor: {line}", file=sys.stderr, flush=True)
+
+
+def _run_ended_by(end: Any, args: argparse.Namespace, settings: Any, source: Any, roles: list[str], *,
+                  deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
+    from session_monitor.session.runner import SessionRun
 
     run = SessionRun(settings, source, roles, meta=meta, deterministic=deterministic, use_asr=not args.no_asr)
     annotations = DashboardAnnotations()
     dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
     try:
-        folder = run.claim(args.session_dir, force=args.force)
-    except SessionMonitorError:
+        run.claim(args.session_dir, force=args.force)  # before the model loads: the folder is this run's
+        if run.claimed is not None and run.claimed.previous is not None:
+            _say(f"--force: the earlier session was moved to {run.claimed.previous}")
+        return _session(run, end, annotations, dashboard, args, total_s=total_s)
+    finally:
         if dashboard is not None:
             dashboard.stop()
-        raise
+        run.release()
+
+
+def _session(run: Any, end: Any, annotations: Any, dashboard: Any, args: argparse.Namespace, *,
+             total_s: float | None) -> int:
+    from session_monitor.cli.terminal_view import TerminalView
+    from session_monitor.session.ending import EXIT_ABORTED, exit_code
+    from session_monitor.session.runner import input_warnings
+
+    source, meta = run.source, run.meta
     view = TerminalView(total_s=total_s, title=meta.get("source", ""))
     sinks = ([] if args.no_view else [view]) + ([dashboard.publish] if dashboard is not None else [])
     pipeline = run.start(sinks=sinks, on_progress=view.progress if not args.no_view else None,
                          extra_meta={"dashboard": dashboard.url.split("?")[0] if dashboard else None})
-    stop = threading.Event()
-    _install_sigint(stop)
+    if end.stop.is_set():  # a signal while the model loaded: no session was started
+        _say("aborted before the session started; nothing was written")
+        return EXIT_ABORTED
+    if run.worker is not None:
+        end.on_abort(run.worker.cancel_pending)  # a second signal: finish the utterance in hand, drop the rest
     annotations.attach(pipeline, run.store, dashboard)
-    if source.live:
-        run.open_source()
-        print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
+    stop = end.stop
     try:
+        if source.live:
+            run.open_source()
+            print(f"session-monitor: ready: capturing from {source.name}", file=sys.stderr, flush=True)
         if args.no_view:
             stats = run.run(stop)
         else:
             with view:
                 stats = run.run(stop)
+        reason = end.reason
         annotations.session_ended(pipeline.now_s)
-        if dashboard is not None:
+        if not end.abort.is_set():  # the session is over when the audio is, the page held open or not
+            run.checkpoint(stats, end_reason=reason, write_report=not args.no_report)
+        if dashboard is not None and not stop.is_set():
             print(f"session-monitor: session ended; the timeline stays at {dashboard.url} - press Ctrl-C to close",
                   file=sys.stderr, flush=True)
             stop.wait()
-    except SessionMonitorError as exc:
-        run.finish(None, error=str(exc))
+    except BaseException as exc:
+        if run.store.lines or pipeline.position:  # else it failed before any audio: release() removes it all
+            reason = getattr(exc, "end_reason", None) or ("device_lost" if isinstance(exc, DeviceError) else None)
+            run.finish(None, error=str(exc) or type(exc).__name__, end_reason=reason, aborted=end.abort.is_set(),
+                       write_report=not args.no_report)
         raise
     finally:
         run.close()
-        if dashboard is not None:
-            dashboard.stop()
-    run.finish(stats, write_report=not args.no_report)
+    aborted = end.abort.is_set()  # one answer for session.json, the line below and the exit code
+    outcome = run.finish(stats, end_reason=reason, aborted=aborted, write_report=not args.no_report)
     for warning in input_warnings(source, stats):
         print(f"session-monitor: warning: {warning}", file=sys.stderr)
-    print(f"session-monitor: {'finished' if stats.completed else 'stopped'}: {stats.audio_s:.1f} s of audio, "
-          f"{stats.events} events, {stats.rtf:.1f}x real time -> {folder}", file=sys.stderr)
-    print(str(folder))
-    return EXIT_OK
+    ended = "aborted" if aborted else ("finished" if stats.completed else "stopped")
+    print(f"session-monitor: {ended}: {stats.audio_s:.1f} s of audio, {stats.events} events, "
+          f"{stats.rtf:.1f}x real time -> {outcome.folder}", file=sys.stderr)
+    print(str(outcome.folder))
+    return exit_code(outcome.end_reason)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -154,7 +173,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     from session_monitor.session.consent import covers, load_consent
 
     settings = load_settings(args.config, clinician=args.clinician)
-    load_consent(args.consent)  # refuse before touching any device
+    consent = load_consent(args.consent)  # refuse before touching any device
+    if settings.session.store_audio and not covers(consent, "audio"):
+        raise InputError("session.store_audio is true but the consent record does not grant audio "
+                         "(a consent text grants monitoring only); give a consent file with [covers] audio = true, "
+                         "or set session.store_audio = false")
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration {args.duration} must be above 0 seconds")
     device = find_device(args.device)
@@ -168,9 +191,5 @@ def cmd_live(args: argparse.Namespace) -> int:
                                    block_ms=a.block_ms, capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
     if args.duration is not None:
         source = LimitedSource(source, args.duration)
-    consent = load_consent(args.consent)
-    if settings.session.store_audio and not covers(consent, "audio"):
-        raise InputError("session.store_audio is true but the consent record does not cover audio; "
-                         "record consent to audio or set session.store_audio = false")
     meta = {"mode": "live", "source": f"device:{device['name']}", "device": device, "consent": consent}
     return _run(args, settings, source, roles, deterministic=False, total_s=None, meta=meta)

@@ -29,7 +29,6 @@ import csv
 import io
 import itertools
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,11 @@ from typing import Any
 from session_monitor.errors import InputError
 from session_monitor.event_log import read_events
 from session_monitor.events import RUPTURE_KINDS, alert_spans
+from session_monitor.schema import Field, Float, Nullable, Str, Table, validate
 from session_monitor.settings.loader import AudioSettings, EvaluateSettings, Settings
 
-__all__ = ["KINDS", "Interval", "alert_episodes", "evaluate", "load_annotations", "rerun_alerts", "session_tick_s",
+__all__ = ["ANNOTATION_SCHEMA", "KINDS", "Interval", "alert_episodes", "evaluate", "load_annotations", "rerun_alerts",
+           "session_tick_s",
            "score"]
 
 KINDS = RUPTURE_KINDS
@@ -56,24 +57,31 @@ class Interval:
     note: str = ""
 
 
+#: One annotated rupture (docs/annotations.md); a CSV row's text is read as numbers first.
+ANNOTATION_SCHEMA = Table({
+    "start": Float(lo=0), "end": Float(lo=0),
+    "kind": Str(pattern=r"(?i)\s*(withdrawal|confrontation)\s*", hint="withdrawal or confrontation"),
+    "marker": Field(Nullable(Str(max_len=200)), required=False, default=""),
+    "note": Field(Nullable(Str(max_len=2000)), required=False, default=""),
+}, extra="keep", name="an object with start, end, kind")
+
+
 def _interval(src: str, i: int, item: Any) -> Interval:
     where = f"{src}: rupture {i + 1}"
-    if not isinstance(item, dict):
-        raise InputError(f"{where} is not an object with start, end, kind")
-    try:
-        start, end = float(item["start"]), float(item["end"])
-    except KeyError as exc:
-        raise InputError(f"{where} lacks {exc.args[0]}; give start and end in seconds") from None
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: start and end must be numbers of seconds") from None
-    if math.isnan(start) or math.isnan(end) or start < 0:
-        raise InputError(f"{where}: start must be a number >= 0")
+    if isinstance(item, dict) and all(isinstance(v, str) for v in item.values()):  # a CSV row
+        item = {k: _number(v) if k in ("start", "end") else v for k, v in item.items()}
+    checked = validate(ANNOTATION_SCHEMA, item, source=where)
+    start, end = checked["start"], checked["end"]
     if end <= start:
         raise InputError(f"{where}: end {end:g} is not after start {start:g}")
-    kind = str(item.get("kind", "")).strip().lower()
-    if kind not in KINDS:
-        raise InputError(f"{where}: kind {item.get('kind')!r} is not withdrawal or confrontation")
-    return Interval(start, end, kind, str(item.get("marker") or ""), str(item.get("note") or ""))
+    return Interval(start, end, checked["kind"].strip().lower(), checked["marker"] or "", checked["note"] or "")
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # refused by the schema as "the wrong type; use a number"
 
 
 def load_annotations(path: str | Path) -> list[Interval]:

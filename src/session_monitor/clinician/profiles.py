@@ -15,11 +15,11 @@ import json
 import os
 import shutil
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import ConfigError, InputError
+from session_monitor.schema import load_document
 from session_monitor.settings.loader import FusionSettings
 
 __all__ = ["profile_data", "read_profile", "render_profile", "write_profile"]
@@ -29,10 +29,7 @@ def read_profile(path: Path) -> dict[str, Any]:
     """The tables of an existing profile (empty when there is none)."""
     if not path.is_file():
         return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read as TOML ({exc}); fix or move it") from None
+    return load_document(path, what="clinician profile", fmt="toml", error=ConfigError)
 
 
 def profile_data(existing: dict[str, Any], fitted: FusionSettings, below: FusionSettings,

@@ -345,8 +345,8 @@ class Dashboard:
     async def _annotate(self, request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("application/json"):
             return json_error(415, "send the annotation as JSON (Content-Type: application/json)")
-        body = await request.body()
-        if len(body) > BODY_MAX_BYTES:
+        body = await _read_capped(request, BODY_MAX_BYTES)
+        if body is None:
             return json_error(413, f"annotation is larger than {BODY_MAX_BYTES} bytes")
         try:
             data = json.loads(body)
@@ -365,3 +365,25 @@ class Dashboard:
                 logger.exception("annotation %r could not be recorded", label)
                 return json_error(500, f"annotation could not be recorded: {exc}")
         return Response(status_code=204)
+
+
+async def _read_capped(request: Request, max_bytes: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``max_bytes``.
+
+    A declared ``Content-Length`` above the cap is refused before a byte is read; a
+    body without one (chunked) is read only up to the cap. Memory stays bounded by
+    ``max_bytes`` plus one chunk, whatever the client sends.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > max_bytes:
+                return None
+        except ValueError:
+            return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)

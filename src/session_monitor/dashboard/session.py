@@ -12,7 +12,10 @@ from typing import Any
 from session_monitor.errors import InputError
 from session_monitor.events import Annotation
 
-__all__ = ["DashboardAnnotations", "start_dashboard"]
+__all__ = ["DashboardAnnotations", "EARLY_MAX", "start_dashboard"]
+
+#: Presses kept from before the session starts (stamped at t = 0); one more is refused.
+EARLY_MAX = 100
 
 
 def start_dashboard(*, host: str, port: int, token: str | None, on_annotation: Any, title: str) -> Any:
@@ -32,6 +35,9 @@ def start_dashboard(*, host: str, port: int, token: str | None, on_annotation: A
 class DashboardAnnotations:
     """The dashboard's buttons: annotation events into the session's one stream.
 
+    A press before the pipeline exists (the page is up while the model loads) is
+    kept and stamped at session time 0 when the pipeline is attached (at most
+    :data:`EARLY_MAX` of them; one more is refused, and the page shows the error).
     While the pipeline runs, the event is injected at the current session time and
     published in order by the pipeline thread; after the session ended (the page
     stays open on the timeline) it is appended at the end time.
@@ -43,9 +49,15 @@ class DashboardAnnotations:
         self._store: Any = None
         self._dashboard: Any = None
         self._ended_at: float | None = None
+        self._early: list[tuple[str, str]] = []
 
     def attach(self, pipeline: Any, store: Any, dashboard: Any) -> None:
-        self._pipeline, self._store, self._dashboard = pipeline, store, dashboard
+        with self._lock:
+            self._pipeline, self._store, self._dashboard = pipeline, store, dashboard
+            early, self._early = self._early, []
+            for label, note in early:
+                pipeline.inject(lambda t, label=label, note=note: Annotation(
+                    t=0.0, label=label, source="dashboard", note=note))
 
     def session_ended(self, t: float) -> None:
         with self._lock:
@@ -57,6 +69,10 @@ class DashboardAnnotations:
     def __call__(self, label: str, note: str = "") -> None:
         with self._lock:
             if self._pipeline is None:
+                if len(self._early) >= EARLY_MAX:
+                    raise InputError(f"{EARLY_MAX} presses are waiting for the session to start; "
+                                     "wait until it runs")
+                self._early.append((label, note))
                 return
             if self._ended_at is None:
                 self._pipeline.inject(lambda t: Annotation(t=t, label=label, source="dashboard", note=note))

@@ -212,7 +212,10 @@ li.patient .who{color:#c6b3ff}mark{background:#5a3b1f;color:#fff}mark.withdrawal
 
 def _write_private(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:  # O_NOFOLLOW: a link planted in the folder is refused, not followed
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SessionDirError(f"{tmp}: cannot be written ({exc.strerror}); remove it and try again") from None
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
         f.write(text)

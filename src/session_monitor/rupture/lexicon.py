@@ -23,12 +23,12 @@ Matching is per sentence; a hit quotes the sentence it came from.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import ConfigError
+from session_monitor.schema import Field, Float, Int, List, Map, Str, Table, read_document
 
 __all__ = [
     "REPAIR_SUBTYPES",
@@ -242,12 +242,11 @@ def _find(tokens: list[str], pat: tuple[str, ...]) -> list[int]:
 
 # -- loading ---------------------------------------------------------------------------------------------
 
-_ENTRY_KEYS = {"kind", "strength", "explanation", "phrases", "weak_phrases", "negated", "context_any"}
 _THERAPIST_CONTRIBUTIONS = re.compile(r"^therapist_[a-z0-9_]+$")
 
 
 def _patterns(path: Path, key: str, value: Any) -> tuple[_Pattern, ...]:
-    if not isinstance(value, list):
+    if not isinstance(value, (list, tuple)):
         raise ConfigError(f"{path}: {key} must be a list of phrases")
     out = []
     for i, item in enumerate(value):
@@ -261,16 +260,9 @@ def _patterns(path: Path, key: str, value: Any) -> tuple[_Pattern, ...]:
     return tuple(out)
 
 
-def _entry(path: Path, speaker: str, marker: str, table: Any) -> LexicalEntry:
+def _entry(path: Path, speaker: str, marker: str, table: dict[str, Any]) -> LexicalEntry:
+    """One ``[speaker.marker]`` table, its structure already checked by :data:`MARKERS_SCHEMA`."""
     where = f"{speaker}.{marker}"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [{where}] must be a table")
-    unknown = sorted(set(table) - _ENTRY_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {where}.{unknown[0]}; known keys: {', '.join(sorted(_ENTRY_KEYS))}")
-    for key in ("kind", "strength", "explanation"):
-        if key not in table:
-            raise ConfigError(f"{path}: [{where}] lacks {key}")
     kind = table["kind"]
     if speaker == "patient":
         allowed = RUPTURE_SUBTYPES.get(kind)
@@ -286,12 +278,7 @@ def _entry(path: Path, speaker: str, marker: str, table: Any) -> LexicalEntry:
             raise ConfigError(f"{path}: [{where}]: name therapist contributions therapist_..., e.g. therapist_directive")
     else:
         raise ConfigError(f"{path}: {where}.kind={kind!r} is not allowed; use repair, withdrawal or confrontation")
-    strength = table["strength"]
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
-        raise ConfigError(f"{path}: {where}.strength={strength!r} is out of range; use 0..1")
-    explanation = table["explanation"]
-    if not isinstance(explanation, str) or not explanation.strip():
-        raise ConfigError(f"{path}: {where}.explanation must be a short non-empty sentence")
+    strength, explanation = table["strength"], table["explanation"]
     pats = {k: _patterns(path, f"{where}.{k}", table.get(k, [])) for k in
             ("phrases", "weak_phrases", "negated", "context_any")}
     if not (pats["phrases"] or pats["weak_phrases"] or pats["negated"]):
@@ -299,45 +286,43 @@ def _entry(path: Path, speaker: str, marker: str, table: Any) -> LexicalEntry:
     return LexicalEntry(speaker, marker, kind, float(strength), explanation.strip(), **pats)
 
 
+def _markers_schema() -> Table:
+    """The markers file's structure; what a phrase or a 3RS subtype must be is checked by :func:`_entry`."""
+    phrases = Field(List(Str()), required=False, default=())
+    entry = Table({"kind": Str(choices=("withdrawal", "confrontation", "repair")), "strength": Float(0, 1),
+                   "explanation": Str(nonempty=True, hint="a short sentence"), "phrases": phrases,
+                   "weak_phrases": phrases, "negated": phrases, "context_any": phrases}, name="a marker table")
+    matching = Table({"negators": Field(List(Str(nonempty=True)), required=False, default=()),
+                      "negation_window": Field(Int(1, 10), required=False, default=3),
+                      "weak_factor": Field(Float(0, 1), required=False, default=0.5)}, name="a [matching] table")
+    marker_name = Str(pattern=_NAME_RE.pattern.strip("^$"), hint="a snake_case name")
+    return Table({
+        "matching": Field(matching, required=False, default={"negators": (), "negation_window": 3,
+                                                             "weak_factor": 0.5}),
+        "lists": Field(Map(List(Str())), required=False, default={}),
+        "patient": Field(Map(entry, key=marker_name, name="tables such as [patient.NAME]"), required=False,
+                         default={}),
+        "therapist": Field(Map(entry, key=marker_name, name="tables such as [therapist.NAME]"), required=False,
+                           default={}),
+    }, sections=True, name="a markers file")
+
+
+#: The schema of a markers file (``configs/markers.toml``).
+MARKERS_SCHEMA = _markers_schema()
+
+
 def load_lexicon(path: str | Path) -> Lexicon:
     """Read and validate a markers file; every problem is a one-line :class:`ConfigError`."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such markers file; check evidence.markers_file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax") from None
-    known = {"matching", "lists", "patient", "therapist"}
-    for section in data:
-        if section not in known:
-            raise ConfigError(f"{path}: unknown section [{section}]; known sections: {', '.join(sorted(known))}")
-    matching = data.get("matching", {})
-    negators = matching.get("negators", [])
-    if not isinstance(negators, list) or not all(isinstance(n, str) and n.strip() for n in negators):
-        raise ConfigError(f"{path}: matching.negators must be a list of words")
-    window = matching.get("negation_window", 3)
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 10:
-        raise ConfigError(f"{path}: matching.negation_window={window!r} is out of range; use 1..10")
-    weak = matching.get("weak_factor", 0.5)
-    if isinstance(weak, bool) or not isinstance(weak, (int, float)) or not 0 <= weak <= 1:
-        raise ConfigError(f"{path}: matching.weak_factor={weak!r} is out of range; use 0..1")
-    extra = sorted(set(matching) - {"negators", "negation_window", "weak_factor"})
-    if extra:
-        raise ConfigError(f"{path}: unknown key matching.{extra[0]}; known keys: negators, negation_window, weak_factor")
+    data = read_document(path, MARKERS_SCHEMA, what="markers file", fmt="toml", error=ConfigError)
+    matching = data["matching"]
+    negators, window, weak = matching["negators"], matching["negation_window"], matching["weak_factor"]
     lists = {}
-    for name, value in data.get("lists", {}).items():
+    for name, value in data["lists"].items():
         lists[name] = _patterns(path, f"lists.{name}", value)
     entries: list[LexicalEntry] = []
     for speaker in ("patient", "therapist"):
-        tables = data.get(speaker, {})
-        if not isinstance(tables, dict):
-            raise ConfigError(f"{path}: [{speaker}] must hold tables such as [{speaker}.NAME]")
-        for marker, table in tables.items():
-            if not _NAME_RE.match(marker):
-                raise ConfigError(f"{path}: [{speaker}.{marker}]: marker names are snake_case")
+        for marker, table in data[speaker].items():
             entries.append(_entry(path, speaker, marker, table))
     norm_negators = frozenset(t for n in negators for t in normalize(n)[0])
     return Lexicon(entries, norm_negators, window, float(weak), lists, str(path))

@@ -5,16 +5,22 @@ the same steps, in this order, so a bad input is refused before anything is writ
 
 1. ``SessionRun(...)``: the analyzers are built (a bad markers file is a clean error)
    and the Whisper model is resolved, before any folder exists;
-2. :meth:`SessionRun.claim`: the session folder is created (or refused);
+2. :meth:`SessionRun.claim`: the session folder is created and claimed for this run
+   (a lock held until :meth:`SessionRun.release`; a second run into it is refused);
 3. :meth:`SessionRun.start`: the model is loaded (or a loaded backend reused), the
    pipeline warmed up, ``session.json`` written and the sinks subscribed;
 4. :meth:`SessionRun.run`: the audio, until it ends or ``stop`` is set;
-5. :meth:`SessionRun.finish`: ``session.json`` says how the session ended, the report is written.
+5. :meth:`SessionRun.finish`: ``session.json`` says how the session ended
+   (``complete``, ``aborted``, ``end_reason``: :mod:`session_monitor.session.ending`), the
+   report is written whenever there are events;
+6. :meth:`SessionRun.release`: the folder's lock is dropped (a run that failed before
+   its first event removes what it made).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +32,7 @@ from session_monitor.events import Event
 from session_monitor.rupture.model import build_analyzers
 from session_monitor.session.bus import EventBus
 from session_monitor.session.consent import covers
+from session_monitor.session.folder import SessionClaim
 from session_monitor.session.pipeline import Pipeline, attribution_for
 from session_monitor.session.stages import RunStats
 from session_monitor.session.store import SessionStore, new_session_dir, prepare_session_dir
@@ -34,6 +41,8 @@ from session_monitor.speech.asr_backend import AsrBackend, WhisperBackend, resol
 from session_monitor.speech.transcriber import TranscriptionWorker
 
 __all__ = ["SessionRun", "input_warnings", "versions"]
+
+logger = logging.getLogger(__name__)
 
 #: Packages whose versions ``session.json`` records.
 _VERSIONED = ("session-monitor", "faster-whisper", "ctranslate2", "librosa", "numpy", "onnxruntime",
@@ -91,16 +100,30 @@ class SessionRun:
         self.attribution = attribution_for(settings, self.roles)  # a refused voice profile: nothing written
         self._backend = backend
         self.folder: Path | None = None
+        self.claimed: SessionClaim | None = None
+        self._lines_reported: int | None = None
+        self.worker: TranscriptionWorker | None = None
         self.store: SessionStore | None = None
         self.pipeline: Pipeline | None = None
         self.bus = EventBus()
         self._audio_sink: Any = None
 
     def claim(self, session_dir: str | Path | None, *, force: bool = False) -> Path:
-        """Create the session folder (0700): ``session_dir``, or a new one under ``session.root``."""
+        """Create and claim the session folder (0700): ``session_dir``, or a new one under ``session.root``.
+
+        ``force`` moves an earlier session in it aside (:attr:`claimed` ``.previous`` says where).
+        """
         folder = Path(session_dir) if session_dir else new_session_dir(self.settings.session.root)
-        self.folder = prepare_session_dir(folder, force=force)
+        self.claimed = prepare_session_dir(folder, force=force)
+        self.folder = self.claimed.folder
         return self.folder
+
+    def release(self) -> None:
+        """Drop the folder's lock; a run that wrote nothing removes its files and the folder it made."""
+        if self.store is not None and not self.store.lines and self.store.open:
+            self.store.discard()
+        if self.claimed is not None:
+            self.claimed.release(remove_if_empty=True)
 
     def start(self, *, sinks: Sequence[Callable[[Event], None]] = (),
               on_progress: Callable[[float, RunStats], None] | None = None,
@@ -114,7 +137,8 @@ class SessionRun:
             backend.warm_up()
         Pipeline.warm_up(s.prosody)
         worker = TranscriptionWorker(backend, s.transcriber) if self.use_asr and backend is not None else None
-        self.store = SessionStore(self.folder, store_transcript=s.privacy.store_transcript)
+        self.worker = worker
+        self.store = SessionStore(self.claimed or self.folder, store_transcript=s.privacy.store_transcript)
         self.store.start({
             **self.meta,
             "roles": self.roles,
@@ -151,26 +175,68 @@ class SessionRun:
         return self.pipeline.run(stop)
 
     def close(self) -> None:
-        """Release the source and the audio file (also after an error)."""
+        """Release the source, the audio file and the transcriber thread (also after an error)."""
         self.source.close()
         if self._audio_sink is not None:
             self._audio_sink.close()
+        if self.worker is not None:
+            self.worker.close(drain=False)
 
-    def finish(self, stats: RunStats | None, *, error: str | None = None,
-               write_report: bool = True) -> SessionOutcome:
-        """``session.json`` says how the session ended; the report is written (unless asked not to)."""
+    def checkpoint(self, stats: RunStats, *, end_reason: str | None = None, write_report: bool = True) -> None:
+        """The audio ended: ``session.json`` says so and the report is written, the log stays open.
+
+        For a dashboard held open on the timeline: presses made there are still appended, and
+        :meth:`finish` then records the final count (and rewrites the report if there were any).
+        """
+        assert self.store is not None
+        self.store.checkpoint(complete=True, extra=self._ended(stats, end_reason, aborted=False))
+        self._lines_reported = self.store.lines
+        if write_report:
+            self._report()
+
+    def finish(self, stats: RunStats | None, *, error: str | None = None, write_report: bool = True,
+               end_reason: str | None = None, aborted: bool = False) -> SessionOutcome:
+        """``session.json`` says how the session ended; the report is written whenever there are events.
+
+        ``end_reason`` overrides the reason read from ``stats`` (a signal: ``terminated``,
+        ``hangup``; an error: ``device_lost``, ``truncated_input``); ``aborted`` marks a
+        session a second signal cut short (never ``complete``).
+        """
         assert self.store is not None and self.folder is not None
         if error is not None or stats is None:
-            self.store.finish(complete=False, extra={"end_reason": "error", "error": error or "unknown"})
-            return SessionOutcome(self.folder, stats or RunStats(), False, "error")
-        reason = "end_of_input" if stats.completed else "stopped_by_user"
-        self.store.finish(complete=True, extra={"end_reason": reason, "audio_s": round(stats.audio_s, 3),
-                                                "rtf": round(stats.rtf, 2)})
-        if write_report:
-            from session_monitor.report.render import write_report as write
+            reason = end_reason or "error"
+            self.store.finish(complete=False, extra={"end_reason": reason, "aborted": aborted,
+                                                     "error": error or "unknown"})
+            if write_report:
+                self._report(quiet=True)
+            return SessionOutcome(self.folder, stats or RunStats(), False, reason)
+        extra = self._ended(stats, end_reason, aborted=aborted)
+        self.store.finish(complete=not aborted, extra=extra)
+        if write_report and self.store.lines != self._lines_reported:
+            self._report()
+        return SessionOutcome(self.folder, stats, not aborted, extra["end_reason"])
 
+    @staticmethod
+    def _ended(stats: RunStats, end_reason: str | None, *, aborted: bool) -> dict[str, Any]:
+        reason = "aborted" if aborted else end_reason or ("end_of_input" if stats.completed else "stopped_by_user")
+        return {"end_reason": reason, "aborted": aborted, "audio_s": round(stats.audio_s, 3),
+                "rtf": round(stats.rtf, 2)}
+
+    def _report(self, *, quiet: bool = False) -> None:
+        """report.html and timeline.csv, when there are events; ``quiet``: a failure is only logged."""
+        assert self.store is not None and self.folder is not None
+        if not self.store.lines:
+            return
+        from session_monitor.errors import SessionMonitorError
+        from session_monitor.report.render import write_report as write
+
+        try:
             write(self.folder)
-        return SessionOutcome(self.folder, stats, True, reason)
+        except SessionMonitorError as exc:
+            if not quiet:
+                raise
+            logger.warning("no report for %s: %s", self.folder, exc)
+        self._lines_reported = self.store.lines
 
 
 def input_warnings(source: AudioSource, stats: RunStats) -> list[str]:

@@ -1,10 +1,13 @@
-"""The session folder: ``session.json`` and the append-only ``events.jsonl``.
+"""The session folder's files: ``session.json`` and the append-only ``events.jsonl``.
 
-Session data is health information: the folder is created 0700 and its files 0600,
+The folder is claimed first (:mod:`session_monitor.session.folder`); its files are
+created with ``O_EXCL`` and ``O_NOFOLLOW``, so nothing of another run or behind a
+symlink is ever appended to or overwritten. Session data is health information: the folder is created 0700 and its files 0600,
 whatever the umask. ``events.jsonl`` is opened for append and flushed after every
 line, so a crash loses at most the line being written. ``session.json`` is replaced
-atomically (write a temporary file, then rename) and says whether the session
-ended cleanly (``complete``).
+atomically (write a temporary file, then rename) and says how the session ended:
+``complete`` (every block read was processed), ``aborted`` (a second signal cut the
+ending short) and ``end_reason`` (see :mod:`session_monitor.session.ending`).
 """
 
 from __future__ import annotations
@@ -14,48 +17,21 @@ import errno
 import json
 import os
 import platform
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import SessionDirError
 from session_monitor.events import Event, Transcript, event_to_json
+from session_monitor.schema import show
+from session_monitor.session.folder import SessionClaim, claim_session_dir, new_session_dir, open_private
 
 __all__ = ["SessionStore", "new_session_dir", "prepare_session_dir"]
 
 
-def new_session_dir(root: str | Path) -> Path:
-    """A fresh folder name under ``root``: ``YYYYmmdd-HHMMSS-xxxx``."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{stamp}-{uuid.uuid4().hex[:4]}"
-
-
-def prepare_session_dir(path: str | Path, *, force: bool = False) -> Path:
-    """Create ``path`` (0700). An existing non-empty folder is refused unless ``force``.
-
-    With ``force`` the old ``events.jsonl``/``session.json`` are replaced; other files
-    in the folder are left alone.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise SessionDirError(f"--session-dir {path}: is a file, not a folder; choose another path")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise SessionDirError(f"--session-dir {path}: folder exists and is not empty; choose a new folder or add --force")
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path, 0o700)
-    except OSError as exc:
-        raise SessionDirError(f"--session-dir {path}: cannot create folder ({exc.strerror}); choose a writable place") from None
-    if not os.access(path, os.W_OK):
-        raise SessionDirError(f"--session-dir {path}: folder is not writable; choose a writable place")
-    return path
-
-
-def _open_private(path: Path, flags: int) -> int:
-    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
-    os.fchmod(fd, 0o600)
-    return fd
+def prepare_session_dir(path: str | Path, *, force: bool = False) -> SessionClaim:
+    """Claim ``path`` for this run (see :func:`~session_monitor.session.folder.claim_session_dir`)."""
+    return claim_session_dir(path, force=force)
 
 
 class SessionStore:
@@ -63,21 +39,24 @@ class SessionStore:
 
     Parameters
     ----------
-    folder : an existing folder from :func:`prepare_session_dir`
+    folder : a folder this run claimed (:func:`prepare_session_dir`), or its claim
     store_transcript : False drops words from transcript events (privacy setting)
     """
 
-    def __init__(self, folder: Path, *, store_transcript: bool = True) -> None:
-        self.folder = Path(folder)
+    def __init__(self, folder: Path | SessionClaim, *, store_transcript: bool = True) -> None:
+        self.folder = Path(folder.folder if isinstance(folder, SessionClaim) else folder)
         self.store_transcript = store_transcript
         self.events_path = self.folder / "events.jsonl"
         self.meta_path = self.folder / "session.json"
         self.meta: dict[str, Any] = {}
         self.lines = 0
         try:
-            self._fd = _open_private(self.events_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+            self._fd = open_private(self.events_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
+        except FileExistsError:
+            raise SessionDirError(f"{show(self.events_path, limit=120)}: already exists; a session folder "
+                                  "holds one run (claim a new folder)") from None
         except OSError as exc:
-            raise SessionDirError(f"{self.events_path}: cannot be written ({exc.strerror})") from None
+            raise SessionDirError(f"{show(self.events_path, limit=120)}: cannot be written ({exc.strerror})") from None
         self._closed = False
 
     def start(self, meta: dict[str, Any]) -> None:
@@ -86,6 +65,7 @@ class SessionStore:
             "started_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "ended_at": None,
             "complete": False,
+            "aborted": False,
             "host": {"python": platform.python_version(), "platform": platform.platform()},
             **meta,
         }
@@ -111,12 +91,39 @@ class SessionStore:
             ) from None
         self.lines += 1
 
+    def checkpoint(self, *, complete: bool, extra: dict[str, Any] | None = None) -> None:
+        """Record how the session ended while the log stays open (for presses on the page afterwards)."""
+        if not self._closed:
+            os.fsync(self._fd)
+        self._record_end(complete, extra)
+
     def finish(self, *, complete: bool, extra: dict[str, Any] | None = None) -> None:
-        """Close the log and record how the session ended."""
+        """Close the log and record how the session ended (``complete``, ``aborted``, ``end_reason``)."""
         if not self._closed:
             self._closed = True
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+        self._record_end(complete, extra)
+
+    @property
+    def open(self) -> bool:
+        """The log still takes events."""
+        return not self._closed
+
+    def discard(self) -> None:
+        """Close and remove this run's files: a session that failed before its first event leaves nothing."""
+        if not self._closed:
+            self._closed = True
             os.close(self._fd)
+        for path in (self.events_path, self.meta_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _record_end(self, complete: bool, extra: dict[str, Any] | None) -> None:
         self.meta.update(extra or {})
         self.meta["ended_at"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
         self.meta["complete"] = complete
@@ -129,7 +136,7 @@ class SessionStore:
     def _write_meta(self) -> None:
         tmp = self.meta_path.with_suffix(".json.tmp")
         try:
-            fd = _open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.meta, f, indent=2, default=str)
                 f.write("\n")

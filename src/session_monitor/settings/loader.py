@@ -14,17 +14,31 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tomllib
 import typing
 from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import ConfigError
+from session_monitor.schema import (
+    Field,
+    Relation,
+    Table,
+    distinct,
+    less,
+    load_document,
+    not_above,
+    show,
+    table_for_dataclass,
+    validate,
+)
 from session_monitor.settings import sections as settings_sections
 from session_monitor.settings.sections import *  # noqa: F403 - the sections are this module's API too
 from session_monitor.settings.sections import NOT_SECTIONS, ClinicianProfile, Settings
 
-__all__ = [*settings_sections.__all__, "load_settings", "clinician_file", "default_config_path", "config_dir"]
+__all__ = [*settings_sections.__all__, "load_settings", "clinician_file", "default_config_path", "config_dir",
+           "RELATIONS", "SCHEMAS"]
+
+SPEAKERS = ("therapist", "patient", "unknown")
 
 
 _SECTIONS: dict[str, type] = {
@@ -54,84 +68,45 @@ def default_config_path() -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such settings file; check the path") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a TOML settings file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: is not UTF-8 text; save it as a UTF-8 TOML file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax") from None
+    return load_document(path, what="settings file", fmt="toml", error=ConfigError)
 
 
-def _type_name(tp: Any) -> str:
-    if typing.get_origin(tp) is tuple:
-        return "a list of " + _type_name(typing.get_args(tp)[0]) + "s"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+def _known_roles(values: dict[str, Any]) -> bool:
+    return all(r in SPEAKERS for r in values["stereo"])
 
 
-def _coerce(path: Path, key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
-    """Check ``value`` against type ``tp`` and the field's range; return it typed."""
+#: Rules between the fields of one section, checked on the merged settings (defaults, then each file).
+RELATIONS: dict[str, tuple[Relation, ...]] = {
+    "prosody": (less("fmin_hz", "fmax_hz"), not_above("hop_ms", "frame_ms")),
+    "speech_activity": (not_above("neg_threshold", "threshold"),
+                        not_above("min_pause_ms", "utterance_end_ms")),
+    "roles": (Relation(("stereo",), _known_roles, "stereo may name only therapist, patient or unknown"),
+              distinct("stereo", ignore=("unknown",))),
+    "fusion": (less("alert_off", "alert_on", why="hysteresis"),),
+    "evidence": (not_above("baseline_min_n", "baseline_n"),),
+    "attribution": (not_above("min_chunk_s", "chunk_s"), not_above("enrol_min_s", "enrol_max_s")),
+}
 
-    raw = value
-
-    def bad_type() -> ConfigError:
-        return ConfigError(f"{path}: {key}={value!r} has the wrong type; use {_type_name(tp)}")
-
-    if typing.get_origin(tp) is tuple:
-        if not isinstance(value, list):
-            raise bad_type()
-        item_tp = typing.get_args(tp)[0]
-        return tuple(_coerce(path, key, v, item_tp, {}) for v in value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad_type()
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad_type()
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad_type()
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{path}: {key}={value} is not a finite number")
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad_type()
-    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices") or ()
-    if choices and value not in choices:
-        raise ConfigError(f"{path}: {key}={value!r} is not allowed; use one of {', '.join(choices)}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{path}: {key}={raw} is out of range; use {lo:g}..{hi:g}")
-    return value
+#: The schema of each section: one field per dataclass field, with its type and range.
+SCHEMAS: dict[str, Table] = {
+    name: table_for_dataclass(cls, relations=RELATIONS.get(name, ())) for name, cls in _SECTIONS.items()
+}
 
 
 def _merge(path: Path, data: dict[str, Any], into: dict[str, dict[str, Any]], *, complete: bool) -> None:
     for section, values in data.items():
         if section not in _SECTIONS:
             raise ConfigError(
-                f"{path}: unknown section [{section}]; known sections: {', '.join(_SECTIONS)}"
+                f"{show(path, limit=120)}: unknown section [{show(section, limit=40)}]; known sections: "
+                f"{', '.join(_SECTIONS)}"
             )
         if not isinstance(values, dict):
-            raise ConfigError(f"{path}: {section} must be a [{section}] table")
-        cls = _SECTIONS[section]
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key, value in values.items():
-            if key not in fields:
-                raise ConfigError(
-                    f"{path}: unknown key {section}.{key}; known keys: {', '.join(fields)}"
-                )
-            into.setdefault(section, {})[key] = _coerce(
-                path, f"{section}.{key}", value, hints[key], dict(fields[key].metadata)
-            )
+            raise ConfigError(f"{show(path, limit=120)}: {section} must be a [{section}] table")
+        schema = SCHEMAS[section]
+        partial = Table({k: Field(schema.field(k).spec, required=False) for k in schema.fields},
+                        name=f"a [{section}] table")  # a file overrides any subset; relations on the whole
+        checked = validate(partial, values, source=path, at=section, error=ConfigError)
+        into.setdefault(section, {}).update({k: checked[k] for k in values})
     if complete:
         for section, cls in _SECTIONS.items():
             missing = [f.name for f in dataclasses.fields(cls) if f.name not in into.get(section, {})]
@@ -191,22 +166,12 @@ def load_settings(
     if overrides:
         _merge(Path("<command line>"), overrides, merged, complete=False)
         digest.update(repr(sorted((s, sorted(v.items())) for s, v in overrides.items())).encode())
+    _check_relations(merged, "<command line>" if overrides else sources[-1])
     sections = {name: cls(**merged[name]) for name, cls in _SECTIONS.items()}
-    settings = Settings(**sections, sources=tuple(sources), digest=digest.hexdigest()[:16], clinician=profile)
-    _check_consistency(settings)
-    return settings
+    return Settings(**sections, sources=tuple(sources), digest=digest.hexdigest()[:16], clinician=profile)
 
 
-def _check_consistency(s: Settings) -> None:
-    src = s.sources[-1]
-    if s.prosody.fmin_hz >= s.prosody.fmax_hz:
-        raise ConfigError(f"{src}: prosody.fmin_hz must be below prosody.fmax_hz")
-    if s.speech_activity.neg_threshold > s.speech_activity.threshold:
-        raise ConfigError(f"{src}: speech_activity.neg_threshold must not exceed speech_activity.threshold")
-    if s.speech_activity.utterance_end_ms < s.speech_activity.min_pause_ms:
-        raise ConfigError(f"{src}: speech_activity.utterance_end_ms must be >= speech_activity.min_pause_ms")
-    for role in s.roles.stereo:
-        if role not in ("therapist", "patient", "unknown"):
-            raise ConfigError(f"{src}: roles.stereo has {role!r}; use therapist, patient or unknown")
-    if s.fusion.alert_off >= s.fusion.alert_on:
-        raise ConfigError(f"{src}: fusion.alert_off must be below fusion.alert_on (hysteresis)")
+def _check_relations(merged: dict[str, dict[str, Any]], source: str) -> None:
+    """Each section's :data:`RELATIONS` over the merged values; the last file read is named."""
+    for section, schema in SCHEMAS.items():
+        validate(schema, merged[section], source=source, at=section, error=ConfigError)

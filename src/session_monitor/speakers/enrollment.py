@@ -26,6 +26,7 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.errors import ConfigError, InputError
 from session_monitor.events import Speech
+from session_monitor.schema import Array, Field, Table, load_arrays, validate
 from session_monitor.settings.loader import Settings, config_dir
 from session_monitor.speakers.encoder import DIM, load_encoder
 from session_monitor.speakers.novelty import calibrate_novelty
@@ -153,27 +154,33 @@ def save_voice_profile(profile: VoiceProfile, path: Path) -> None:
         raise
 
 
+def _voice_profile_schema() -> Table:
+    """What a voice profile file holds (:func:`save_voice_profile`); change it with the file format."""
+    scalar = Array(())
+    return Table({"version": Array((), kinds="iu"), "n": Array((), lo=1e-9), "s1": Array((N_COEFFS,)),
+                  "s2": Array((N_COEFFS, N_COEFFS)), "novelty_threshold": scalar, "speech_s": Array((), lo=0),
+                  "embedding": Field(Array((DIM,)), required=False)},  # the GE2E voice, when enrolled with it
+                 name="a voice profile")
+
+
+#: The schema of ``NAME.voice.npz``.
+VOICE_PROFILE_SCHEMA = _voice_profile_schema()
+_ENROL_AGAIN = "enrol again with 'session-monitor enroll'"
+
+
 def load_voice_profile(path: Path) -> VoiceProfile:
     """Read a profile written by :func:`save_voice_profile`; ConfigError naming the file when unusable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            version = int(data["version"])
-            if version != FEATURES_VERSION:
-                raise ConfigError(f"{path}: voice profile of an older version ({version}); enrol again "
-                                  "with 'session-monitor enroll'")
-            stats = GaussianStats(N_COEFFS)
-            stats.n = float(data["n"])
-            stats.s1 = np.asarray(data["s1"], dtype=float)
-            stats.s2 = np.asarray(data["s2"], dtype=float)
-            threshold, speech_s = float(data["novelty_threshold"]), float(data["speech_s"])
-            embedding = np.asarray(data["embedding"], dtype=np.float32) if "embedding" in data.files else None
-    except ConfigError:
-        raise
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"{path}: not a voice profile ({exc.__class__.__name__}); enrol again with "
-                          "'session-monitor enroll'") from None
-    if stats.s1.shape != (N_COEFFS,) or stats.s2.shape != (N_COEFFS, N_COEFFS) or not stats.n > 0:
-        raise ConfigError(f"{path}: voice profile has the wrong shape; enrol again with 'session-monitor enroll'")
-    if embedding is not None and (embedding.shape != (DIM,) or not np.isfinite(embedding).all()):
-        raise ConfigError(f"{path}: voice profile has the wrong shape; enrol again with 'session-monitor enroll'")
-    return VoiceProfile(stats, threshold, speech_s, embedding)
+    arrays = load_arrays(path, what=f"voice profile; {_ENROL_AGAIN}", error=ConfigError)
+    version = arrays.get("version")
+    if version is not None and getattr(version, "shape", None) == () and version.dtype.kind in "iu" \
+            and int(version) != FEATURES_VERSION:
+        raise ConfigError(f"{path}: voice profile of another version ({int(version)}); {_ENROL_AGAIN}")
+    data = validate(VOICE_PROFILE_SCHEMA, arrays, source=f"{path} (voice profile; {_ENROL_AGAIN})",
+                    error=ConfigError)
+    stats = GaussianStats(N_COEFFS)
+    stats.n = float(data["n"])
+    stats.s1 = np.asarray(data["s1"], dtype=float)
+    stats.s2 = np.asarray(data["s2"], dtype=float)
+    embedding = data["embedding"]
+    return VoiceProfile(stats, float(data["novelty_threshold"]), float(data["speech_s"]),
+                        None if embedding is None else np.asarray(embedding, dtype=np.float32))

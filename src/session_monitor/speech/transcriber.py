@@ -180,6 +180,20 @@ class TranscriptionWorker:
             return False
         return all(j.seq != seq for unit in self._units for j in unit)
 
+    def cancel_pending(self) -> int:
+        """Drop every queued utterance (counted in ``skipped``); the one in hand finishes.
+
+        For an aborted session: :meth:`close` then waits only for the utterance being
+        transcribed. Safe to call from a signal handler in the main thread (the lock is
+        re-entrant and held only briefly). Returns how many utterances were dropped.
+        """
+        with self._cond:
+            dropped = [job for unit in self._units for job in unit]
+            self._units.clear()
+            self.skipped += len(dropped)
+            self._cond.notify_all()
+        return len(dropped)
+
     def close(self, *, drain: bool = True, timeout: float = 60.0) -> None:
         """Stop the thread; with ``drain`` finish pending jobs first (up to ``timeout`` s)."""
         deadline = time.monotonic() + timeout
