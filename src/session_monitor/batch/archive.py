@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from session_monitor.batch.cohort import SessionResult, clinician_totals, session_row, write_csv
 from session_monitor.batch.cohort_html import write_cohort_html
 from session_monitor.batch.inputs import Recording
 from session_monitor.batch.plan import Plan, plan_batch
-from session_monitor.batch.runner import run_dask, run_local, write_back
+from session_monitor.batch.runner import check_address, run_dask, run_local, write_back
 from session_monitor.batch.session_run import Outcome, Task
 from session_monitor.clinician.metrics import load_annotations
 from session_monitor.errors import InputError, SessionDirError
@@ -71,6 +72,8 @@ def prepare(recordings: Sequence[Recording], out: str | Path, *, config: str | N
         raise InputError(f"--out {out}: is a file, not a folder; choose a folder for the sessions")
     if workers is not None and not 1 <= workers <= 256:
         raise InputError(f"--workers {workers} is out of range; use 1..256")
+    if cluster is not None:
+        check_address(cluster)
     for rec in recordings:
         if rec.annotations:
             load_annotations(rec.annotations)  # a bad annotation file is a bad manifest
@@ -86,11 +89,11 @@ def _make_out(out: Path) -> None:
         raise SessionDirError(f"--out {out}: cannot create folder ({exc.strerror}); choose a writable place") from None
 
 
-def replay_archive(plan: Plan, workers: int, out: str | Path, *, cluster: str | None = None,
+def replay_archive(plan: Plan, workers: int, out: str | Path, *, client: Any = None,
                    stop: threading.Event | None = None, abort: threading.Event | None = None,
                    on_progress: Callable[[Progress], None] | None = None) -> ArchiveResult:
-    """Run the plan's tasks (local pool, or ``cluster``: ``local`` or ``tcp://HOST:PORT``) and
-    write ``out/cohort.csv`` and ``out/cohort.html`` over every recording of the plan."""
+    """Run the plan's tasks (on a local pool of ``workers`` processes, or on the Dask cluster of
+    ``client``, :func:`session_monitor.batch.runner.dask_client`) and write ``out/cohort.csv`` and ``out/cohort.html`` over every recording of the plan."""
     out = Path(out)
     _make_out(out)
     stop = stop or threading.Event()
@@ -124,12 +127,12 @@ def replay_archive(plan: Plan, workers: int, out: str | Path, *, cluster: str | 
             on_progress(progress)
 
     in_flight = workers * plan.settings.batch.in_flight_per_worker
-    if cluster is None:
+    if client is None:
         complete = run_local(plan.todo, workers=workers, in_flight=in_flight, on_outcome=on_outcome, stop=stop,
                              abort=abort)
     else:
-        complete = run_dask(plan.todo, address=cluster, workers=workers, in_flight=in_flight,
-                            on_outcome=on_outcome, stop=stop, abort=abort)
+        complete = run_dask(plan.todo, client=client, in_flight=in_flight, on_outcome=on_outcome, stop=stop,
+                            abort=abort)
     results = []
     for item in plan.items:
         rec = item.recording

@@ -16,6 +16,7 @@ folder's files back; the caller writes them under ``--out``
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -30,7 +31,7 @@ from typing import Any
 from session_monitor.batch.session_run import Outcome, Task, run_task
 from session_monitor.errors import InputError
 
-__all__ = ["run_dask", "run_local", "write_back"]
+__all__ = ["check_address", "dask_client", "run_dask", "run_local", "write_back"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,64 +103,84 @@ def run_local(tasks: Sequence[Task], *, workers: int, in_flight: int, on_outcome
     return complete
 
 
-def _dask_client(address: str, workers: int) -> tuple[Any, Any]:
-    """A client of the scheduler at ``address``, or of a new LocalCluster for ``local``."""
+def check_address(address: str) -> None:
+    """Refuse a ``--cluster`` value that is neither ``local`` nor ``tcp://HOST:PORT`` (or tls://)."""
+    if address == "local":
+        return
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme not in ("tcp", "tls") or not host or not port.isdigit():
+        raise InputError(f"--cluster {address!r} is not a scheduler address; use tcp://HOST:PORT or local")
+
+
+@contextlib.contextmanager
+def dask_client(address: str, workers: int) -> Iterator[Any]:
+    """A client of the scheduler at ``address``, or of a new ``LocalCluster`` of ``workers``
+    processes on loopback for ``local`` (one thread each, no dashboard); closed on exit.
+
+    Raises
+    ------
+    InputError
+        ``distributed`` is not installed, the address is malformed or no scheduler answers.
+    """
+    check_address(address)
     try:
         import distributed
     except ImportError:
         raise InputError("--cluster needs the 'distributed' package: pip install distributed") from None
+    if not logging.getLogger("session_monitor").isEnabledFor(logging.INFO):
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines are not the user's concern
+    cluster = None
     if address == "local":
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            host="127.0.0.1", dashboard_address=None)
-        return distributed.Client(cluster), cluster
-    if not address.startswith(("tcp://", "tls://")) or ":" not in address.split("://", 1)[1]:
-        raise InputError(f"--cluster {address!r} is not a scheduler address; use tcp://HOST:PORT or local")
+        client = distributed.Client(cluster)
+    else:
+        try:
+            client = distributed.Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--cluster {address}: no Dask scheduler answered ({type(exc).__name__}); start one "
+                             "with `dask scheduler` and workers with `dask worker ADDRESS`") from None
     try:
-        return distributed.Client(address, timeout="10s"), None
-    except (OSError, TimeoutError) as exc:
-        raise InputError(f"--cluster {address}: no Dask scheduler answered ({exc.__class__.__name__}); start one "
-                         "with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
-def run_dask(tasks: Sequence[Task], *, address: str, workers: int, in_flight: int,
-             on_outcome: OnOutcome, stop: threading.Event, abort: threading.Event) -> bool:
-    """The tasks on a Dask cluster (``address`` tcp://HOST:PORT, or ``local`` for a
-    ``distributed.LocalCluster`` of ``workers`` processes); True when all ran.
+def run_dask(tasks: Sequence[Task], *, client: Any, in_flight: int, on_outcome: OnOutcome,
+             stop: threading.Event, abort: threading.Event) -> bool:
+    """The tasks on the Dask cluster of ``client`` (:func:`dask_client`); True when all ran.
 
     Each task carries its recording's bytes and brings its session folder's files back.
     """
     import distributed
 
-    client, cluster = _dask_client(address, workers)
-    try:
-        def submit(task: Task) -> Any:
-            try:
-                audio = Path(task.source).read_bytes()
-            except OSError as exc:
-                raise InputError(f"{task.source}: cannot be read ({exc.strerror})") from None
-            return client.submit(run_task, dataclasses.replace(task, audio=audio), pure=False,
-                                 key=f"session-monitor-{task.name}-{os.urandom(4).hex()}")
+    def submit(task: Task) -> Any:
+        try:
+            audio = Path(task.source).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{task.source}: cannot be read ({exc.strerror})") from None
+        return client.submit(run_task, dataclasses.replace(task, audio=audio), pure=False,
+                             key=f"session-monitor-{task.name}-{os.urandom(4).hex()}")
 
-        def wait(futures: set[Any], timeout: float) -> tuple[set[Any], set[Any]]:
-            try:
-                done, pending = distributed.wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                return set(), futures
-            return set(done), set(pending)
+    def wait(futures: set[Any], timeout: float) -> tuple[set[Any], set[Any]]:
+        try:
+            done, pending = distributed.wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return set(), futures
+        return set(done), set(pending)
 
-        def result(future: Any) -> Outcome:
-            try:
-                return future.result()
-            except Exception as exc:  # the worker died or the task could not be run there
-                return Outcome("", "failed", reason=f"the Dask task failed ({type(exc).__name__}: {exc})"[:300])
+    def result(future: Any) -> Outcome:
+        try:
+            return future.result()
+        except Exception as exc:  # the worker died or the task could not be run there
+            return Outcome("", "failed", reason=f"the Dask task failed ({type(exc).__name__}: {exc})"[:300])
 
-        return _drive(submit, wait, result, tasks, in_flight=in_flight,
-                      on_outcome=lambda t, o: on_outcome(t, dataclasses.replace(o, name=o.name or t.name)),
-                      stop=stop, abort=abort, cancel=lambda f: f.cancel())
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    return _drive(submit, wait, result, tasks, in_flight=in_flight,
+                  on_outcome=lambda t, o: on_outcome(t, dataclasses.replace(o, name=o.name or t.name)),
+                  stop=stop, abort=abort, cancel=lambda f: f.cancel())
 
 
 def _private_write(path: Path, data: bytes) -> None:

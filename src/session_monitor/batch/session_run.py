@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -146,6 +147,7 @@ def _replay(task: Task, path: Path, folder: Path) -> tuple[float, int]:
         "versions": _versions(),
         "dashboard": None,
         "batch": task.key,
+        "batch_worker": {"pid": os.getpid(), "model_loaded": bool(loads)},  # once per worker process
     })
     if settings.session.write_events:
         bus.subscribe(store.write)

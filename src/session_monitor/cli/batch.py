@@ -7,6 +7,7 @@ invocation (nothing written), 130 when stopped with Ctrl-C (a rerun continues).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -48,14 +49,26 @@ def _progress_bar(total: int) -> Any:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from session_monitor.batch.archive import prepare, replay_archive
+    from session_monitor.batch.archive import prepare
     from session_monitor.batch.inputs import collect_recordings
+    from session_monitor.batch.runner import dask_client
 
     recordings = collect_recordings(args.inputs)
     plan, workers = prepare(recordings, args.out, config=args.config, clinician=args.clinician,
                             workers=args.workers, cluster=args.cluster)
-    where = f"Dask cluster {args.cluster}" if args.cluster else f"{workers} local worker(s)"
-    print(f"session-monitor: batch of {len(recordings)} recording(s), {len(plan.todo)} to replay, on {where} "
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(dask_client(args.cluster, workers)) if args.cluster else None
+        return _run(args, plan, workers, client)
+
+
+def _run(args: argparse.Namespace, plan: Any, workers: int, client: Any) -> int:
+    from session_monitor.batch.archive import replay_archive
+
+    if client is None:
+        where = f"{workers} local worker(s)"
+    else:
+        where = f"Dask cluster {args.cluster} ({len(client.scheduler_info().get('workers', {}))} worker(s) now)"
+    print(f"session-monitor: batch of {len(plan.items)} recording(s), {len(plan.todo)} to replay, on {where} "
           f"({plan.asr_threads} ASR thread(s) each)", file=sys.stderr, flush=True)
     stop, abort = threading.Event(), threading.Event()
 
@@ -82,7 +95,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             bar.console.print(f"session-monitor: {p.last}", highlight=False, markup=False, soft_wrap=True)
 
     with bar:
-        result = replay_archive(plan, workers, args.out, cluster=args.cluster, stop=stop, abort=abort,
+        result = replay_archive(plan, workers, args.out, client=client, stop=stop, abort=abort,
                                 on_progress=on_progress)
     p = result.progress
     print(f"session-monitor: {p.done} done, {p.failed} failed, {p.skipped} skipped; "
