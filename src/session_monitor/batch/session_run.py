@@ -166,10 +166,21 @@ def _replay(task: Task, path: Path, folder: Path) -> tuple[float, int]:
     return stats.audio_s, loads
 
 
+def _one_line(exc: BaseException, task: Task, path: Path | None) -> str:
+    """The error's first line, naming the recording as the user did (not a worker's temporary copy)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if path is not None and str(path) != task.source:
+        text = text.replace(str(path), task.source)
+    if not isinstance(exc, SessionMonitorError):
+        text = f"{task.source}: {type(exc).__name__}: {text}"
+    return text[:300]
+
+
 def run_task(task: Task) -> Outcome:
     """Replay one recording; any failure becomes a failed outcome with a one-line reason."""
     wall0 = time.perf_counter()
     tmp: Path | None = None
+    path: Path | None = None
     try:
         if task.folder is not None:
             path, folder = Path(task.source), Path(task.folder)
@@ -186,14 +197,10 @@ def run_task(task: Task) -> Outcome:
             files = {n: (folder / n).read_bytes() for n in _SESSION_FILES if (folder / n).is_file()}
         return Outcome(task.name, "done", audio_s=audio_s, wall_s=time.perf_counter() - wall0, model_loads=loads,
                        files=files)
-    except SessionMonitorError as exc:
-        return Outcome(task.name, "failed", reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                       wall_s=time.perf_counter() - wall0)
-    except Exception as exc:  # a bug or an unexpected decoder error: this recording fails alone
-        logger.exception("%s: replay failed", task.source)
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        return Outcome(task.name, "failed", reason=f"{task.source}: {type(exc).__name__}: {text}"[:300],
-                       wall_s=time.perf_counter() - wall0)
+    except Exception as exc:  # this recording fails alone; a non-SessionMonitorError is a bug, logged in full
+        if not isinstance(exc, SessionMonitorError):
+            logger.exception("%s: replay failed", task.source)
+        return Outcome(task.name, "failed", reason=_one_line(exc, task, path), wall_s=time.perf_counter() - wall0)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
