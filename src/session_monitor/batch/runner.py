@@ -132,6 +132,10 @@ def dask_client(address: str, workers: int) -> Iterator[Any]:
         logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines are not the user's concern
     cluster = None
     if address == "local":
+        import dask
+
+        # the workers' stack sampler (every 10 ms) costs CPU that a replay needs; nothing here reads it
+        dask.config.set({"distributed.worker.profile.enabled": False})
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            host="127.0.0.1", dashboard_address=None)
         client = distributed.Client(cluster)
