@@ -37,6 +37,18 @@ logger = logging.getLogger(__name__)
 
 OnOutcome = Callable[[Task, Outcome], None]
 
+#: Dask's own periodic work, slowed down: its stack sampler (every 10 ms), event-loop tick
+#: (20 ms), system monitor (0.5 s) and memory monitor (0.1 s) cost about 0.03 cores per
+#: process, all taken from the replays; nothing here reads their output (benchmarks/batch.py).
+#: The client's process and a LocalCluster's scheduler and workers use these; a remote
+#: cluster's workers take them from their own environment (README: "On a Dask cluster").
+QUIET_DASK = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
 
 def _init_worker() -> None:
     """A pool worker ignores Ctrl-C: the batch decides whether to wait for it or end it."""
@@ -45,7 +57,8 @@ def _init_worker() -> None:
 
 def _drive(submit: Callable[[Task], Any], wait: Callable[[set[Any], float], tuple[set[Any], set[Any]]],
            result: Callable[[Any], Outcome], tasks: Sequence[Task], *, in_flight: int, on_outcome: OnOutcome,
-           stop: threading.Event, abort: threading.Event, cancel: Callable[[Any], None]) -> bool:
+           stop: threading.Event, abort: threading.Event, cancel: Callable[[Any], None],
+           poll_s: float = 0.25) -> bool:
     """Submit up to ``in_flight`` tasks, report each outcome, refill; True when all ran."""
     queue: Iterator[Task] = iter(tasks)
     running: dict[Any, Task] = {}
@@ -66,7 +79,7 @@ def _drive(submit: Callable[[Task], Any], wait: Callable[[set[Any], float], tupl
             for future in running:
                 cancel(future)
             return False
-        done, _ = wait(set(running), 0.25)
+        done, _ = wait(set(running), poll_s)
         for future in done:
             task = running.pop(future)
             on_outcome(task, result(future))
@@ -130,27 +143,26 @@ def dask_client(address: str, workers: int) -> Iterator[Any]:
         raise InputError("--cluster needs the 'distributed' package: pip install distributed") from None
     if not logging.getLogger("session_monitor").isEnabledFor(logging.INFO):
         logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines are not the user's concern
-    cluster = None
-    if address == "local":
-        import dask
+    import dask
 
-        # the workers' stack sampler (every 10 ms) costs CPU that a replay needs; nothing here reads it
-        dask.config.set({"distributed.worker.profile.enabled": False})
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None)
-        client = distributed.Client(cluster)
-    else:
+    cluster = None
+    with dask.config.set(QUIET_DASK):
+        if address == "local":
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address=None)
+            client = distributed.Client(cluster)
+        else:
+            try:
+                client = distributed.Client(address, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"--cluster {address}: no Dask scheduler answered ({type(exc).__name__}); start "
+                                 "one with `dask scheduler` and workers with `dask worker ADDRESS`") from None
         try:
-            client = distributed.Client(address, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"--cluster {address}: no Dask scheduler answered ({type(exc).__name__}); start one "
-                             "with `dask scheduler` and workers with `dask worker ADDRESS`") from None
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+            yield client
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def run_dask(tasks: Sequence[Task], *, client: Any, in_flight: int, on_outcome: OnOutcome,
@@ -184,7 +196,7 @@ def run_dask(tasks: Sequence[Task], *, client: Any, in_flight: int, on_outcome: 
 
     return _drive(submit, wait, result, tasks, in_flight=in_flight,
                   on_outcome=lambda t, o: on_outcome(t, dataclasses.replace(o, name=o.name or t.name)),
-                  stop=stop, abort=abort, cancel=lambda f: f.cancel())
+                  stop=stop, abort=abort, cancel=lambda f: f.cancel(), poll_s=1.0)
 
 
 def _private_write(path: Path, data: bytes) -> None:
