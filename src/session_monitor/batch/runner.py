@@ -57,12 +57,16 @@ def _init_worker() -> None:
 
 def _drive(submit: Callable[[Task], Any], wait: Callable[[set[Any], float], tuple[set[Any], set[Any]]],
            result: Callable[[Any], Outcome], tasks: Sequence[Task], *, in_flight: int, on_outcome: OnOutcome,
-           stop: threading.Event, abort: threading.Event, cancel: Callable[[Any], None],
-           poll_s: float = 0.25) -> bool:
-    """Submit up to ``in_flight`` tasks, report each outcome, refill; True when all ran."""
+           stop: threading.Event, abort: threading.Event, cancel: Callable[[Any], Any],
+           not_started: Callable[[Any], bool] = lambda f: False, poll_s: float = 0.25) -> bool:
+    """Submit up to ``in_flight`` tasks, report each outcome, refill; True when all ran.
+
+    On ``stop`` the tasks ``not_started`` says were not started yet (and can be withdrawn)
+    are dropped; on ``abort`` every task is cancelled.
+    """
     queue: Iterator[Task] = iter(tasks)
     running: dict[Any, Task] = {}
-    exhausted = False
+    exhausted = stopping = False
     while True:
         while not exhausted and not stop.is_set() and len(running) < in_flight:
             task = next(queue, None)
@@ -79,6 +83,10 @@ def _drive(submit: Callable[[Task], Any], wait: Callable[[set[Any], float], tupl
             for future in running:
                 cancel(future)
             return False
+        if stop.is_set() and not stopping:
+            stopping = True
+            for future in [f for f in running if not_started(f)]:
+                running.pop(future)  # not started: left for the rerun
         done, _ = wait(set(running), poll_s)
         for future in done:
             task = running.pop(future)
@@ -107,7 +115,7 @@ def run_local(tasks: Sequence[Task], *, workers: int, in_flight: int, on_outcome
     try:
         complete = _drive(lambda t: pool.submit(run_task, t), wait, result, tasks, in_flight=in_flight,
                           on_outcome=lambda t, o: on_outcome(t, dataclasses.replace(o, name=o.name or t.name)),
-                          stop=stop, abort=abort, cancel=lambda f: f.cancel())
+                          stop=stop, abort=abort, cancel=lambda f: f.cancel(), not_started=lambda f: f.cancel())
     finally:
         if abort.is_set():
             for proc in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
@@ -149,7 +157,8 @@ def dask_client(address: str, workers: int) -> Iterator[Any]:
     with dask.config.set(QUIET_DASK):
         if address == "local":
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               host="127.0.0.1", dashboard_address=None)
+                                               host="127.0.0.1", dashboard_address=None,
+                                               preload=["session_monitor.batch.dask_setup"])
             client = distributed.Client(cluster)
         else:
             try:
@@ -194,9 +203,21 @@ def run_dask(tasks: Sequence[Task], *, client: Any, in_flight: int, on_outcome: 
         except Exception as exc:  # the worker died or the task could not be run there
             return Outcome("", "failed", reason=f"the Dask task failed ({type(exc).__name__}: {exc})"[:300])
 
+    processing: set[str] | None = None
+
+    def not_started(future: Any) -> bool:
+        """Withdraw a task that no worker has started (asked of the scheduler once, at the stop)."""
+        nonlocal processing
+        if processing is None:
+            processing = {k for keys in client.processing().values() for k in keys}
+        if future.key in processing or future.status != "pending":
+            return False
+        future.cancel()
+        return True
+
     return _drive(submit, wait, result, tasks, in_flight=in_flight,
                   on_outcome=lambda t, o: on_outcome(t, dataclasses.replace(o, name=o.name or t.name)),
-                  stop=stop, abort=abort, cancel=lambda f: f.cancel(), poll_s=1.0)
+                  stop=stop, abort=abort, cancel=lambda f: f.cancel(), not_started=not_started, poll_s=1.0)
 
 
 def _private_write(path: Path, data: bytes) -> None:

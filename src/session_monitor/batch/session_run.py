@@ -24,8 +24,9 @@ from typing import Any
 
 from session_monitor.errors import InputError, SessionMonitorError
 from session_monitor.settings.loader import Settings, TranscriberSettings
+from session_monitor.speech.transcriber import TranscriptionWorker
 
-__all__ = ["Outcome", "Task", "run_task", "worker_backend"]
+__all__ = ["DrainingWorker", "Outcome", "Task", "run_task", "worker_backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,21 @@ def worker_backend(settings: TranscriberSettings) -> tuple[Any, int]:
     return backend, 1
 
 
+class DrainingWorker(TranscriptionWorker):
+    """A transcription worker whose ``close(drain=True)`` waits for every pending utterance.
+
+    The pipeline closes its worker at the end of the input with a 60 s drain limit, after
+    which the worker thread stops with utterances still queued, and a ``--speed max``
+    replay then waits for their transcripts for ever. Workers sharing a busy machine fall
+    that far behind (seen in benchmarks/batch.py on 2 loaded cores: 120 s of lookahead at
+    one ASR thread); a replay must transcribe every utterance anyway to give the events a
+    single replay gives.
+    """
+
+    def close(self, *, drain: bool = True, timeout: float = 60.0) -> None:
+        super().close(drain=drain, timeout=float("inf") if drain else timeout)
+
+
 def _roles(given: tuple[str, ...] | None, channels: int, settings: Settings, source: str) -> list[str]:
     if given is None:
         if channels == 1:
@@ -122,8 +138,6 @@ def _replay(task: Task, path: Path, folder: Path) -> tuple[float, int]:
     from session_monitor.session.pipeline import Pipeline
     from session_monitor.session.store import SessionStore, prepare_session_dir
     from session_monitor.speech.asr_backend import resolve_model
-    from session_monitor.speech.transcriber import TranscriptionWorker
-
     settings = task.settings
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
     source.name = task.source  # the events name the recording as the user gave it, also on a remote worker
@@ -134,7 +148,7 @@ def _replay(task: Task, path: Path, folder: Path) -> tuple[float, int]:
     backend, loads = worker_backend(settings.transcriber) if use_asr else (None, 0)
     Pipeline.warm_up(settings)
     folder = prepare_session_dir(folder, force=True)
-    worker = TranscriptionWorker(backend, settings.transcriber) if backend is not None else None
+    worker = DrainingWorker(backend, settings.transcriber) if backend is not None else None
     bus = EventBus()
     store = SessionStore(folder, store_transcript=settings.privacy.store_transcript)
     store.start({
