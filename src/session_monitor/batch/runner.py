@@ -47,6 +47,9 @@ QUIET_DASK = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.worker.memory.monitor-interval": "1s",
+    # a LocalCluster's workers get this machine's environment, as the local pool's do: Dask's
+    # default MALLOC_TRIM_THRESHOLD_=65536 and OMP_NUM_THREADS=1 cost a replay CPU (benchmarks/batch.py)
+    "distributed.nanny.pre-spawn-environ": {},
 }
 
 
