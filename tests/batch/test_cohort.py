@@ -45,7 +45,7 @@ def session_folder(tmp_path, name, events):
 
 #: 0-360 s; therapist talks 90 s, patient 30 s; latencies to the patient 0.5, 1.5, 3.0 s
 ONE = [
-    {"type": "session", "t": 0.0, "state": "started"},
+    {"type": "session", "t": 0.0, "state": "started", "source": "x.wav", "sample_rate": 16000, "channels": 2},
     speech("therapist", 0, 60), gap("patient", 60, 60.5), speech("patient", 60.5, 70.5),
     gap("therapist", 70.5, 71.0), speech("therapist", 71, 101), gap("patient", 101, 102.5),
     speech("patient", 102.5, 112.5), gap("patient", 112.5, 115.5), speech("patient", 115.5, 125.5),
@@ -54,17 +54,19 @@ ONE = [
     episode("withdrawal", 100, 130, ["minimal_response", "denial"], True),
     episode("confrontation", 200, 220, ["complaint_about_therapist"], False),
     {"type": "marker", "t": 120, "speaker": "therapist", "kind": "repair", "marker": "validating", "strength": 0.5,
-     "start": 118, "end": 120, "explanation": "x", "reflection_to_question": 0.5},
-    {"type": "mi", "t": 300, "reflection_to_question": 1.25, "open_question_share": 0.4},
-    {"type": "session", "t": 360.0, "state": "ended"},
+     "start": 118, "end": 120, "explanation": "x"},
+    {"type": "mi_figures", "t": 200, "reflection_to_question": 0.5, "open_question_share": 0.2},
+    {"type": "mi_figures", "t": 300, "reflection_to_question": 1.25, "open_question_share": 0.4,
+     "complex_reflection_share": None},
+    {"type": "session", "t": 360.0, "state": "ended", "source": "x.wav", "sample_rate": 16000, "channels": 2},
 ]
 #: 0-720 s, one withdrawal alert, no MI figures
 TWO = [
-    {"type": "session", "t": 0.0, "state": "started"},
+    {"type": "session", "t": 0.0, "state": "started", "source": "x.wav", "sample_rate": 16000, "channels": 2},
     speech("therapist", 0, 10), gap("patient", 10, 12), speech("patient", 12, 42),
     alert(400, "on", "withdrawal"), alert(410, "off", "withdrawal"),
     episode("withdrawal", 400, 410, ["minimal_response"], True),
-    {"type": "session", "t": 720.0, "state": "ended"},
+    {"type": "session", "t": 720.0, "state": "ended", "source": "x.wav", "sample_rate": 16000, "channels": 2},
 ]
 
 
@@ -81,9 +83,9 @@ def test_session_row_figures_from_known_events(tmp_path):
     assert row["episodes_confrontation_complaint_about_therapist"] == 1
     assert row["repaired_share"] == 0.5
     assert row["alerts"] == 2 and row["alerts_per_hour"] == pytest.approx(20.0)
-    assert row["mi_reflection_to_question"] == 1.25  # the last event that carries it
+    assert row["mi_reflection_to_question"] == 1.25  # the session's last mi_figures event
     assert row["mi_open_question_share"] == 0.4
-    assert row["mi_complex_reflection_share"] is None and row["mi_change_talk_share"] is None
+    assert row["mi_complex_reflection_share"] is None and row["mi_change_share"] is None
     assert "eval_f1" not in row  # no annotations given
 
 
@@ -122,7 +124,7 @@ def test_cohort_csv_has_one_row_per_session_then_totals_and_is_private(tmp_path)
     table = list(csv.DictReader(path.open()))
     assert [r["row"] for r in table] == ["session", "session", "clinician_total"]
     assert table[1]["reason"] == "bad.wav: not audio" and table[1]["duration_s"] == ""
-    assert table[0]["mi_change_talk_share"] == ""  # a figure absent from the events: an empty cell
+    assert table[0]["mi_change_share"] == ""  # a figure absent from the events: an empty cell
     assert "_eval_alerts" not in table[0]
 
 

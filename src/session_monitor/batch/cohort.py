@@ -4,8 +4,8 @@ The per-session figures come from :func:`session_monitor.report.summary.summariz
 share, median response latency, rupture episodes with their 3RS subtypes and repairs)
 and :mod:`session_monitor.clinician.metrics` (alert episodes; precision, recall, F1,
 detection delay and false alarms per hour where annotations were given), so they equal
-what ``report`` and ``evaluate`` say of the same folder. The therapist's running MI
-figures are taken from the last event carrying them; a session whose events have none
+what ``report`` and ``evaluate`` say of the same folder. The running MI figures are the
+summary's (the session's last ``mi_figures`` event); a session whose events have none
 leaves those columns empty.
 
 Rows are dicts keyed by column name (:func:`columns` gives the order); an empty figure is
@@ -32,8 +32,9 @@ __all__ = ["KINDS", "MI_FIELDS", "SessionResult", "clinician_totals", "columns",
 
 KINDS = ("withdrawal", "confrontation")
 ROLES = ("therapist", "patient")
-#: the therapist's running MI figures (issue 14), read from the last event that has each
-MI_FIELDS = ("reflection_to_question", "complex_reflection_share", "open_question_share", "change_talk_share")
+#: the running MI figures of the session's last ``mi_figures`` event (report.summary)
+MI_FIELDS = ("reflection_to_question", "complex_reflection_share", "open_question_share", "change_share",
+             "input_share")
 EVAL_FIELDS = ("precision", "recall", "f1", "mean_delay_s", "false_alarms_per_hour")
 _BASE = (["row", "session", "source", "clinician", "status", "reason", "sessions", "duration_s"]
          + [f"talk_share_{r}" for r in ROLES] + [f"median_latency_{r}_s" for r in ROLES]
@@ -54,13 +55,9 @@ class SessionResult:
     annotations: str | None = None
 
 
-def _mi(events: list[dict[str, Any]]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {f"mi_{f}": None for f in MI_FIELDS}
-    for ev in events:
-        for f in MI_FIELDS:
-            if isinstance(ev.get(f), (int, float)):
-                out[f"mi_{f}"] = float(ev[f])
-    return out
+def _mi(figures: dict[str, Any]) -> dict[str, float | None]:
+    """The MI columns from the summary's last ``mi_figures`` event (None where absent)."""
+    return {f"mi_{f}": float(figures[f]) if isinstance(figures.get(f), (int, float)) else None for f in MI_FIELDS}
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
@@ -97,7 +94,7 @@ def session_row(result: SessionResult, evaluate_settings: EvaluateSettings) -> d
         for subtype in e.subtypes:
             key = f"episodes_{e.kind}_{subtype}"
             row[key] = row.get(key, 0) + 1
-    row.update(_mi(events))
+    row.update(_mi(summary.mi_figures))
     if result.annotations:
         scored = evaluate(result.folder, load_annotations(result.annotations), evaluate_settings)
         row.update({f"eval_{f}": _r(scored[f]) for f in EVAL_FIELDS})

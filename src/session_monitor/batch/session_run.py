@@ -104,17 +104,22 @@ def _replay(task: Task, path: Path, folder: Path) -> tuple[float, int]:
             "source_rate": source.native_rate, "source_channels": source.channels}
     backend, loads = worker_backend(settings.transcriber) if settings.transcriber.enabled else (None, 0)
     run = SessionRun(settings, source, roles, meta=meta, deterministic=True, backend=backend)
-    run.claim(folder, force=True)
-    run.start(extra_meta={"dashboard": None, "batch": task.key,
-                          "batch_worker": {"pid": os.getpid(), "model_loaded": bool(loads)}})
     try:
-        stats = run.run()
-    except SessionMonitorError as exc:
-        run.finish(None, error=str(exc))
-        raise
+        # an earlier, interrupted or other-settings session of this name is moved aside
+        # (NAME.replaced-STAMP), never deleted
+        run.claim(folder, force=True)
+        run.start(extra_meta={"dashboard": None, "batch": task.key,
+                              "batch_worker": {"pid": os.getpid(), "model_loaded": bool(loads)}})
+        try:
+            stats = run.run()
+        except BaseException as exc:
+            run.finish(None, error=str(exc) or type(exc).__name__)
+            raise
+        finally:
+            run.close()
+        run.finish(stats)
     finally:
-        run.close()
-    run.finish(stats)
+        run.release()
     return stats.audio_s, loads
 
 
