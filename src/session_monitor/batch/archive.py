@@ -126,13 +126,14 @@ def replay_archive(plan: Plan, workers: int, out: str | Path, *, client: Any = N
         if on_progress is not None:
             on_progress(progress)
 
-    in_flight = workers * plan.settings.batch.in_flight_per_worker
     if client is None:
-        complete = run_local(plan.todo, workers=workers, in_flight=in_flight, on_outcome=on_outcome, stop=stop,
+        # the pool queues one call ahead by itself; more would start after a Ctrl-C
+        complete = run_local(plan.todo, workers=workers, in_flight=workers, on_outcome=on_outcome, stop=stop,
                              abort=abort)
     else:
-        complete = run_dask(plan.todo, client=client, in_flight=in_flight, on_outcome=on_outcome, stop=stop,
-                            abort=abort)
+        threads = sum(client.nthreads().values()) or workers  # the cluster's task slots now
+        complete = run_dask(plan.todo, client=client, in_flight=threads * plan.settings.batch.in_flight_per_worker,
+                            on_outcome=on_outcome, stop=stop, abort=abort)
     results = []
     for item in plan.items:
         rec = item.recording
