@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 
 from session_monitor import __version__
-from session_monitor.cli import devices, enroll, evaluate, report, session, tune
+from session_monitor.cli import batch, devices, enroll, evaluate, report, session, tune
 from session_monitor.errors import SessionMonitorError
 
 __all__ = ["build_parser", "main"]
@@ -42,13 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(sub)
     tune.add_parser(sub)
     enroll.add_parser(sub)
+    batch.add_parser(sub)
     return parser
 
 
 COMMANDS = {
     "replay": session.cmd_replay, "live": session.cmd_live, "devices": devices.cmd_devices,
     "report": report.cmd_report, "evaluate": evaluate.cmd_evaluate, "tune": tune.cmd_tune,
-    "enroll": enroll.cmd_enroll,
+    "enroll": enroll.cmd_enroll, "batch": batch.cmd_batch,
 }
 
 

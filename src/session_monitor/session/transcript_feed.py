@@ -169,7 +169,10 @@ class TranscriptFeed:
             self.batches.send_all()
         if self.worker is None:
             return []
-        self.worker.close(drain=True)
+        # a --speed max replay must have every transcript (its events wait for them in order); a
+        # limit here left a worker on a loaded machine stopped with utterances queued, and the
+        # replay waiting for them for ever (benchmarks/batch.py, 2 workers on 2 busy cores)
+        self.worker.close(drain=True, timeout=float("inf") if self.deterministic else 60.0)
         ready = self.collect()
         if self.early is not None:
             ready += self.early.finish()

@@ -22,6 +22,7 @@ __all__ = [
     "FusionSettings",
     "EvaluateSettings",
     "AttributionSettings",
+    "BatchSettings",
     "ClinicianProfile",
     "NOT_SECTIONS",
     "rng",
@@ -195,6 +196,15 @@ class EvaluateSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """The local worker pool of ``session-monitor batch`` (benchmarks/batch.py measured the split)."""
+
+    workers: int = rng(0, 256)
+    asr_threads: int = rng(0, 64)
+    in_flight_per_worker: int = rng(1, 16)
+
+
+@dataclass(frozen=True)
 class AttributionSettings:
     """Who speaks on a single microphone (see docs/attribution.md)."""
 
@@ -243,6 +253,7 @@ class Settings:
     fusion: FusionSettings
     evaluate: EvaluateSettings
     attribution: AttributionSettings
+    batch: BatchSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
     clinician: ClinicianProfile | None = None
