@@ -23,6 +23,7 @@ __all__ = [
     "EvaluateSettings",
     "AttributionSettings",
     "BleedSettings",
+    "InputHealthSettings",
     "ClinicianProfile",
     "NOT_SECTIONS",
     "rng",
@@ -239,6 +240,22 @@ class BleedSettings:
 
 
 @dataclass(frozen=True)
+class InputHealthSettings:
+    """Problems with the input a person can fix: clipping, dead, too quiet, level jumps (audio/input_health.py)."""
+
+    enabled: bool = rng()
+    clip_level: float = rng(0.5, 1)
+    clip_share: float = rng(0, 1)
+    dead_db: float = rng(-140, -40)
+    dead_s: float = rng(1, 600)
+    too_quiet_db: float = rng(-90, 0)
+    quiet_after_s: float = rng(1, 600)
+    jump_db: float = rng(3, 60)
+    jump_window_s: float = rng(1, 60)
+    clear_s: float = rng(1, 600)
+
+
+@dataclass(frozen=True)
 class ClinicianProfile:
     """The clinician profile a settings tree was loaded with (recorded in session.json)."""
 
@@ -264,6 +281,7 @@ class Settings:
     evaluate: EvaluateSettings
     attribution: AttributionSettings
     bleed: BleedSettings
+    input_health: InputHealthSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
     clinician: ClinicianProfile | None = None
