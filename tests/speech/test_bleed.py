@@ -132,3 +132,28 @@ def test_one_signal_quieter_on_one_side_is_bleed_not_dual_mono():
     assert not det.finish().dual_mono
     own = ownership(y)
     assert own[0].mean() >= 0.99 and own[1].mean() <= 0.1
+
+
+@pytest.mark.parametrize("down_db", [6, 20])
+def test_skipping_inaudible_chunks_gives_the_same_speech(down_db):
+    """As the pipeline runs it: chunks under the speech activity's energy floor are not judged;
+    the speech found on each channel is the same as with every chunk judged."""
+    from session_monitor.audio.frames import Frame
+    from session_monitor.events import Speech
+    from session_monitor.speech.activity import SpeechActivity
+
+    y = with_bleed(load_stereo("stereo_diarization.wav"), down_db, 3)
+    y = y + np.stack([noise(y.shape[1], db=-65, seed=1), noise(y.shape[1], db=-65, seed=2)])
+    settings = load_settings()
+    found = []
+    for speech in (None, settings.speech_activity):
+        det = BleedDetector(settings.bleed, speech=speech)
+        vads = [SpeechActivity(settings.speech_activity, channel=c, speaker=str(c)) for c in (0, 1)]
+        out = []
+        for i in range(0, y.shape[1], 1600):
+            own = det.process(y[:, i : i + 1600]).own
+            for c in (0, 1):
+                out += vads[c].process(Frame(i, c, y[c, i : i + 1600]), own=own[c])
+        out += vads[0].flush() + vads[1].flush()
+        found.append([(e.speaker, e.start, e.end) for e in out if isinstance(e, Speech)])
+    assert found[0] == found[1] and found[0]

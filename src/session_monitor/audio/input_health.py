@@ -68,7 +68,6 @@ class _Channel:
         self.best_p95_db = -np.inf
         self.clear_s = {p: 0.0 for p in PROBLEMS}
         self.active: dict[str, bool] = {p: False for p in PROBLEMS}
-        self.pending = np.zeros(0, dtype=np.float32)
         self.judged = 0  # samples judged, in whole "seconds" of chunks
 
 
@@ -88,6 +87,7 @@ class InputHealth:
         self.settings = settings
         self.names = tuple(names) or tuple(f"channel {c + 1}" for c in range(channels))
         self._ch = [_Channel(settings) for _ in range(channels)]
+        self._pending = np.zeros((channels, 0), dtype=np.float32)  # samples short of a whole chunk
 
     def active(self) -> list[tuple[int, str]]:
         """(channel, problem) of every problem now open."""
@@ -98,17 +98,19 @@ class InputHealth:
         if not self.settings.enabled:
             return []
         out: list[InputProblem] = []
+        clipped = np.count_nonzero(np.abs(block) >= self.settings.clip_level, axis=1)
+        buf = np.concatenate([self._pending, block], axis=1) if self._pending.shape[1] else block
+        n = buf.shape[1] // CHUNK
+        self._pending = buf[:, n * CHUNK :].copy()
+        levels = np.zeros((len(self._ch), 0))
+        if n:
+            chunks = buf[:, : n * CHUNK].reshape(len(self._ch), n, CHUNK).astype(np.float64)
+            levels = 10 * np.log10(np.einsum("cnk,cnk->cn", chunks, chunks) / CHUNK + _EPS)
+        per_second = int(round(SAMPLE_RATE / CHUNK))
         for c, ch in enumerate(self._ch):
-            x = block[c]
-            ch.clipped += int(np.count_nonzero(np.abs(x) >= self.settings.clip_level))
-            ch.samples += len(x)
-            buf = np.concatenate([ch.pending, x]) if len(ch.pending) else x
-            n = len(buf) // CHUNK
-            ch.pending = buf[n * CHUNK :].copy()
-            if n:
-                lv = 10 * np.log10(np.mean(buf[: n * CHUNK].reshape(n, CHUNK).astype(np.float64) ** 2, axis=1) + _EPS)
-                ch.second.extend(lv.tolist())
-            per_second = int(round(SAMPLE_RATE / CHUNK))
+            ch.clipped += int(clipped[c])
+            ch.samples += block.shape[1]
+            ch.second.extend(levels[c].tolist())
             while len(ch.second) >= per_second:
                 second, ch.second = ch.second[:per_second], ch.second[per_second:]
                 self._judge_second(c, ch, np.array(second), out)

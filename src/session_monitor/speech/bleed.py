@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
-from session_monitor.settings.sections import BleedSettings
+from session_monitor.settings.sections import BleedSettings, SpeechActivitySettings
+from session_monitor.speech.noise_floor import NoiseFloor
 
 __all__ = ["ChunkOwnership", "BleedDetector", "DualMonoDetector", "DualMonoVerdict", "chunk_coherence", "CHUNK"]
 
@@ -60,7 +61,9 @@ class ChunkOwnership:
     level_db : np.ndarray, shape ``(2, n)``
         Chunk level in dBFS (mean square).
     rho2 : np.ndarray, shape ``(2, n)``
-        Share (0..1) of each channel's chunk explained by the other channel's recent past.
+        Share (0..1) of each channel's chunk explained by the other channel's recent past;
+        computed only where the other channel is ``min_level_diff_db`` louder (the only
+        chunks that can be bleed), 0 elsewhere.
     """
 
     start_sample: int
@@ -95,7 +98,9 @@ def chunk_coherence(chunks: np.ndarray, other: np.ndarray, max_lag: int) -> np.n
     n = len(chunks)
     if n == 0:
         return np.zeros(0)
-    size = 1 << int(np.ceil(np.log2(CHUNK + max_lag + CHUNK)))
+    # r[j] for j <= max_lag pairs x[t] (t < CHUNK) with y[t + j] (t + j < CHUNK + max_lag):
+    # a circular correlation of this length has no wrap-around there
+    size = 1 << int(np.ceil(np.log2(CHUNK + max_lag)))
     x = chunks.astype(np.float64, copy=False)
     y = other.astype(np.float64, copy=False)
     # r[j] = sum_t x[t] y[t + j]; delay k of y means j = max_lag - k
@@ -117,6 +122,10 @@ class BleedDetector:
     Parameters
     ----------
     settings : BleedSettings
+    speech : SpeechActivitySettings, optional
+        The speech activity's settings: a chunk under the energy floor it tracks on that
+        channel (``noise_margin_db`` above the noise floor) is left its own without computing
+        anything, since it can never be speech there. None judges every chunk.
 
     Notes
     -----
@@ -125,8 +134,15 @@ class BleedDetector:
     chunks. With ``settings.enabled`` false every chunk is its own channel's.
     """
 
-    def __init__(self, settings: BleedSettings) -> None:
+    def __init__(self, settings: BleedSettings, *, speech: SpeechActivitySettings | None = None) -> None:
         self.settings = settings
+        # a chunk under its channel's speech energy floor (noise floor + margin, tracked as the
+        # speech activity tracks it) can never be speech: it needs no decision, and costs none
+        self.audible_margin_db = None if speech is None else speech.noise_margin_db
+        self._noise = [] if speech is None else [
+            NoiseFloor(chunk_s=CHUNK / SAMPLE_RATE, window_s=speech.noise_window_s,
+                       percentile=speech.noise_percentile, rise_db_per_s=speech.noise_rise_db_per_s)
+            for _ in range(2)]
         self.max_lag = int(round(settings.max_lag_ms * SAMPLE_RATE / 1000))
         self._pending = np.zeros((2, 0), dtype=np.float32)
         self._pending_start = 0
@@ -152,15 +168,25 @@ class BleedDetector:
             return ChunkOwnership(start, empty.astype(bool), empty, empty)
         chunks = buf[:, :used].reshape(2, n, CHUNK)
         level = 10 * np.log10(np.mean(chunks.astype(np.float64) ** 2, axis=2) + _EPS)
-        # each chunk's row of the other channel, max_lag samples of its past first
-        idx = np.arange(n)[:, None] * CHUNK + np.arange(CHUNK + self.max_lag)[None, :]
-        rho2 = np.stack([chunk_coherence(chunks[c], past[1 - c][idx], self.max_lag) for c in (0, 1)])
+        rho2 = np.zeros((2, n))
         own = np.ones((2, n), dtype=bool)
         if self.settings.enabled:
             diff = level[::-1] - level  # other minus this
+            quieter = diff >= self.settings.min_level_diff_db  # only these chunks can be bleed
+            if self.audible_margin_db is not None:
+                for c in range(len(self._noise)):
+                    noise = self._noise[c].update(level[c])
+                    if noise is not None:
+                        quieter[c] &= level[c] >= noise + self.audible_margin_db
+            for c in (0, 1):
+                k = np.flatnonzero(quieter[c])
+                if len(k):
+                    # each chunk's row of the other channel, max_lag samples of its past first
+                    idx = k[:, None] * CHUNK + np.arange(CHUNK + self.max_lag)[None, :]
+                    rho2[c, k] = chunk_coherence(chunks[c, k], past[1 - c][idx], self.max_lag)
             # what the other channel does not explain, against the other channel's level
             residual = level + 10 * np.log10(np.maximum(1.0 - rho2, _EPS)) - level[::-1]
-            bleed = (diff >= self.settings.min_level_diff_db) & (rho2 >= self.settings.min_coherence)
+            bleed = quieter & (rho2 >= self.settings.min_coherence)
             own = ~bleed | (residual >= -self.settings.own_residual_db)
         self.chunks += n
         self.bleed_chunks += (~own).sum(axis=1)

@@ -10,6 +10,9 @@ and to rise by at most ``rise_db_per_s`` (so a long stretch of speech does not l
 
 Scaling the recording by any gain scales every chunk level by the same dB, so the floor
 moves with it and ``floor + margin`` keeps the same chunks.
+
+The window is kept as a histogram of 0.25 dB bins (-100..0 dBFS), so an update costs a
+few microseconds whatever the window length.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import numpy as np
 __all__ = ["NoiseFloor"]
 
 _EPS = 1e-10
+#: Histogram of the window: bins of _BIN_DB from _LO_DB to 0 dBFS.
+_LO_DB = -100.0
+_BIN_DB = 0.25
+_BINS = int(-_LO_DB / _BIN_DB)
 
 
 class NoiseFloor:
@@ -45,7 +52,9 @@ class NoiseFloor:
         self.chunk_s = chunk_s
         self.percentile = percentile
         self.rise_db_per_s = rise_db_per_s
-        self._levels: deque[float] = deque(maxlen=max(1, int(round(window_s / chunk_s))))
+        self._window = max(1, int(round(window_s / chunk_s)))
+        self._bins: deque[int] = deque()  # bin of each level in the window, oldest first
+        self._counts = np.zeros(_BINS, dtype=np.int64)
         self._min_chunks = max(1, int(round(min_history_s / chunk_s)))
         self._seen = 0
         self.db: float | None = None
@@ -59,11 +68,17 @@ class NoiseFloor:
         live = level_db[level_db > -99.0]
         if len(live) == 0:
             return self.db
-        self._levels.extend(live.tolist())
+        bins = np.clip(((live - _LO_DB) / _BIN_DB).astype(np.int64), 0, _BINS - 1)[-self._window :]
+        np.add.at(self._counts, bins, 1)
+        self._bins.extend(bins.tolist())
+        while len(self._bins) > self._window:
+            self._counts[self._bins.popleft()] -= 1
         self._seen += len(live)
         if self._seen < self._min_chunks:
             return self.db
-        target = float(np.percentile(np.fromiter(self._levels, float, len(self._levels)), self.percentile))
+        rank = self.percentile / 100.0 * len(self._bins)
+        k = int(np.searchsorted(np.cumsum(self._counts), max(rank, 1e-9)))
+        target = _LO_DB + (k + 0.5) * _BIN_DB
         if self.db is None or target <= self.db:
             self.db = target
         else:
