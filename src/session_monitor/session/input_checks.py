@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -65,11 +66,12 @@ class InputChecks:
     def dual_mono(self) -> bool:
         return self.verdict is not None and self.verdict.dual_mono
 
-    def hold(self, blocks: Iterator[np.ndarray]) -> list[np.ndarray]:
+    def hold(self, blocks: Iterator[np.ndarray], *, stop: threading.Event | None = None) -> list[np.ndarray]:
         """Two channels: read ``blocks`` until the dual-mono verdict; return the blocks read.
 
         The caller processes them first, then the rest of ``blocks``. One channel: nothing is
-        read. At most ``4 * dual_mono_window_s`` of audio is held.
+        read. At most ``4 * dual_mono_window_s`` of audio is held, less if ``stop`` is set
+        (the verdict is then taken on what was read).
         """
         if self.dual is None:
             return []
@@ -79,6 +81,8 @@ class InputChecks:
             held.append(block)
             n += block.shape[1]
             if self.dual.process(block) is not None or n >= self._hold_s * SAMPLE_RATE:
+                break
+            if stop is not None and stop.is_set():
                 break
         self.verdict = self.dual.finish()
         return held
