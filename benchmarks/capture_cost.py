@@ -54,8 +54,7 @@ def run_once(y: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     for start in range(0, y.shape[1] - block + 1, block):
         b = y[:, start : start + block]
         t0 = time.thread_time()
-        checks.health_events(b, (start + block) / 16000)
-        own = checks.ownership(b)
+        own, _ = checks.process(b, (start + block) / 16000)
         t1 = time.thread_time()
         for c in range(2):
             frame = Frame(start, c, b[c])

@@ -93,3 +93,20 @@ def test_prosody_only_replay_under_bleed_finds_the_clean_speech(tmp_path, down_d
     for speaker in ("therapist", "patient"):  # without bleed detection each would gain the other's ~60 s
         assert talk["bled"][speaker] == pytest.approx(talk["clean"][speaker], rel=0.03)
     assert talk["bled"]["overlaps"] <= talk["clean"]["overlaps"] + 1
+
+
+def test_levels_shared_with_the_bleed_decision_give_the_same_health():
+    y, _ = sf.read(SAMPLE_AUDIO / "demo_session.flac", dtype="float32", always_2d=True)
+    y = np.ascontiguousarray(y.T[:, : 40 * SR])
+    y[1, 10 * SR :] = 0.0
+    y[0, 20 * SR :] *= 0.05  # and the therapist's microphone knocked away (-26 dB) at 20 s
+    found = []
+    for shared in (False, True):
+        checks = InputChecks(load_settings(), ["therapist", "patient"])
+        checks.hold(iter([]))
+        said = []
+        for i, b in enumerate(blocks_of(y)):
+            t = (i + 1) * 1536 / SR
+            said += checks.process(b, t)[1] if shared else checks.health_events(b, t)
+        found.append([(e.t, e.problem, e.channel) for e in said])
+    assert found[0] == found[1] and {p for _, p, _ in found[0]} == {"dead_channel", "level_jump"}

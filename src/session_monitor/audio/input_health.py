@@ -93,19 +93,27 @@ class InputHealth:
         """(channel, problem) of every problem now open."""
         return [(c, p) for c, ch in enumerate(self._ch) for p in PROBLEMS if ch.active[p]]
 
-    def process(self, block: np.ndarray) -> list[InputProblem]:
-        """Take one block (shape ``(channels, n)``, float32); the problems it started or cleared."""
+    def process(self, block: np.ndarray, *, levels_db: np.ndarray | None = None) -> list[InputProblem]:
+        """Take one block (shape ``(channels, n)``, float32); the problems it started or cleared.
+
+        ``levels_db`` (shape ``(channels, k)``): the levels of the 32 ms chunks this block
+        completes, counted from sample 0, when the caller has them already (the bleed
+        detector does); computed here otherwise.
+        """
         if not self.settings.enabled:
             return []
         out: list[InputProblem] = []
         clipped = np.count_nonzero(np.abs(block) >= self.settings.clip_level, axis=1)
-        buf = np.concatenate([self._pending, block], axis=1) if self._pending.shape[1] else block
-        n = buf.shape[1] // CHUNK
-        self._pending = buf[:, n * CHUNK :].copy()
-        levels = np.zeros((len(self._ch), 0))
-        if n:
-            chunks = buf[:, : n * CHUNK].reshape(len(self._ch), n, CHUNK).astype(np.float64)
-            levels = 10 * np.log10(np.einsum("cnk,cnk->cn", chunks, chunks) / CHUNK + _EPS)
+        if levels_db is None:
+            buf = np.concatenate([self._pending, block], axis=1) if self._pending.shape[1] else block
+            n = buf.shape[1] // CHUNK
+            self._pending = buf[:, n * CHUNK :].copy()
+            levels = np.zeros((len(self._ch), 0))
+            if n:
+                chunks = buf[:, : n * CHUNK].reshape(len(self._ch), n, CHUNK).astype(np.float64)
+                levels = 10 * np.log10(np.einsum("cnk,cnk->cn", chunks, chunks) / CHUNK + _EPS)
+        else:
+            levels = levels_db
         per_second = int(round(SAMPLE_RATE / CHUNK))
         for c, ch in enumerate(self._ch):
             ch.clipped += int(clipped[c])

@@ -95,14 +95,23 @@ class InputChecks:
             return None
         return self.bleed.process(block).own
 
-    def health_events(self, block: np.ndarray, t: float) -> list[Health]:
+    def process(self, block: np.ndarray, t: float) -> tuple[np.ndarray | None, list[Health]]:
+        """One block (shape ``(channels, n)``) ending at session time ``t``: the bleed
+        ownership of its chunks (see :meth:`ownership`) and its health events (see
+        :meth:`health_events`), the chunk levels computed once for both."""
+        if self.bleed is None or self.dual_mono:
+            return None, self.health_events(block, t)
+        decided = self.bleed.process(block)
+        return decided.own, self.health_events(block, t, levels_db=decided.level_db)
+
+    def health_events(self, block: np.ndarray, t: float, *, levels_db: np.ndarray | None = None) -> list[Health]:
         """The input problems ``block`` started or cleared, as health events at ``t`` (the
         block's end, so they keep the stream's order); with, once, the dual-mono verdict."""
         out = []
         if self.dual_mono and not self._said_dual_mono and t >= self.verdict.decided_at_s:
             self._said_dual_mono = True
             out.append(Health(t=t, problem="dual_mono", hint=self.verdict.hint))
-        for p in self.health.process(block):
+        for p in self.health.process(block, levels_db=levels_db):
             if not p.cleared and len(self.seen) < _MAX_SEEN:
                 self.seen.append({"t": round(p.t, 3), "channel": p.channel, "problem": p.problem})
             out.append(Health(t=t, problem=p.problem, channel=p.channel, speaker=self.roles[p.channel],

@@ -69,7 +69,7 @@ class NoiseFloor:
         if len(live) == 0:
             return self.db
         bins = np.clip(((live - _LO_DB) / _BIN_DB).astype(np.int64), 0, _BINS - 1)[-self._window :]
-        np.add.at(self._counts, bins, 1)
+        self._counts += np.bincount(bins, minlength=_BINS)
         self._bins.extend(bins.tolist())
         while len(self._bins) > self._window:
             self._counts[self._bins.popleft()] -= 1
