@@ -220,7 +220,7 @@ class SessionRun:
     def _ended(stats: RunStats, end_reason: str | None, *, aborted: bool) -> dict[str, Any]:
         reason = "aborted" if aborted else end_reason or ("end_of_input" if stats.completed else "stopped_by_user")
         return {"end_reason": reason, "aborted": aborted, "audio_s": round(stats.audio_s, 3),
-                "rtf": round(stats.rtf, 2)}
+                "rtf": round(stats.rtf, 2), "input": stats.input}
 
     def _report(self, *, quiet: bool = False) -> None:
         """report.html and timeline.csv, when there are events; ``quiet``: a failure is only logged."""
