@@ -81,7 +81,7 @@ def main() -> None:
     from session_monitor.session.pipeline import Pipeline
     from session_monitor.settings.loader import load_settings
 
-    Pipeline.warm_up(load_settings())
+    Pipeline.warm_up(load_settings().prosody)
     y, _ = sf.read(args.file, dtype="float32", always_2d=True)
     y = np.ascontiguousarray(y.T)
     block = args.block_ms * 16
