@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -15,7 +17,7 @@ from support.audio import SAMPLE_AUDIO
 
 def prosody(x: np.ndarray):
     settings = load_settings()
-    vad = SpeechActivity(settings.speech_activity, channel=0, speaker="patient")
+    vad = SpeechActivity(replace(settings.speech_activity, floor_mode="tracked"), channel=0, speaker="patient")
     tracker = ProsodyTracker(settings.prosody, speaker="patient")
     events = []
     for i in range(0, len(x), 1600):

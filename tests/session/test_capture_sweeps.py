@@ -49,13 +49,15 @@ def replayed(tmp_path_factory):
     replayed once per module."""
     root = tmp_path_factory.mktemp("capture")
     done: dict[tuple[str, str], Path] = {}
+    tracked = root / "tracked.toml"  # the energy floor follows each channel's noise floor
+    tracked.write_text('[speech_activity]\nfloor_mode = "tracked"\n')
 
     def replay(name: str, condition: str = "clean") -> Path:
         if (name, condition) not in done:
             audio = SAMPLE_AUDIO / f"{name}.flac" if condition == "clean" else _render(name, condition, root)
             folder = root / f"{name}-{condition}"
             result = run_cli("replay", str(audio), "--session-dir", str(folder), "--force", "--no-view",
-                             "--no-report")
+                             "--no-report", "--config", str(tracked))
             assert result.returncode == 0, result.stderr
             done[name, condition] = folder
         return done[name, condition]
@@ -168,8 +170,10 @@ def test_far_field_conversation_through_the_pipeline(tmp_path, gain_db):
     y = (np.round(y * 10 ** (-gain_db / 20) * 32767) / 32767).astype(np.float32)
     path = tmp_path / "conversation.wav"
     sf.write(path, y, sr, subtype="PCM_16")
+    tracked = tmp_path / "tracked.toml"
+    tracked.write_text('[speech_activity]\nfloor_mode = "tracked"\n')
     result = run_cli("replay", str(path), "--session-dir", str(tmp_path / "s"), "--no-view", "--no-asr",
-                     "--no-report")
+                     "--no-report", "--config", str(tracked))
     assert result.returncode == 0, result.stderr
     n = len(y) // 160
     ours = np.zeros(n, dtype=bool)

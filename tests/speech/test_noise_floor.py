@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -14,6 +16,8 @@ from session_monitor.speech.noise_floor import NoiseFloor
 from support.audio import SAMPLE_AUDIO, SR, espeak, noise, shared_file
 
 CHUNK_S = CHUNK / SR
+#: the speech activity with its energy floor following the noise floor
+TRACKED = replace(load_settings().speech_activity, floor_mode="tracked")
 BIN_DB = 0.25  # the floor's resolution (its histogram's bins)
 
 
@@ -60,7 +64,7 @@ def test_digital_silence_says_nothing_about_the_room():
 
 def speech_frames(x: np.ndarray) -> np.ndarray:
     """10 ms frames inside a speech segment of one channel."""
-    vad = SpeechActivity(load_settings().speech_activity, channel=0, speaker="x")
+    vad = SpeechActivity(TRACKED, channel=0, speaker="x")
     out = []
     for i in range(0, len(x), 1600):
         out += vad.process(Frame(i, 0, x[i : i + 1600]))

@@ -51,6 +51,7 @@ class SpeechActivitySettings:
     threshold: float = rng(0.0, 1.0)
     neg_threshold: float = rng(0.0, 1.0)
     energy_floor_db: float = rng(-120, 0)
+    floor_mode: str = rng(choices=("fixed", "tracked"))
     noise_margin_db: float = rng(0, 60)
     noise_window_s: float = rng(1, 120)
     noise_percentile: float = rng(0, 50)

@@ -136,6 +136,7 @@ class SpeechActivity:
         self._hops: deque[float] = deque(maxlen=int(5 * SAMPLE_RATE / HOP))
         self._hops_start = 0  # sample index of _hops[0]
         self._hop_rest = np.zeros(0, dtype=np.float32)
+        self._noise_db = -70.0  # running noise level (floor_mode = "fixed")
         self.noise = NoiseFloor(chunk_s=CHUNK / SAMPLE_RATE, window_s=settings.noise_window_s,
                                 percentile=settings.noise_percentile,
                                 rise_db_per_s=settings.noise_rise_db_per_s)
@@ -185,10 +186,13 @@ class SpeechActivity:
 
     @property
     def floor_db(self) -> float:
-        """The energy floor now, in dBFS: ``noise_margin_db`` above the tracked noise floor
-        (-inf in the first 0.25 s, before there is an estimate: the VAD alone decides)."""
+        """The energy floor now, in dBFS: with ``floor_mode = "tracked"``, ``noise_margin_db``
+        above the tracked noise floor (``energy_floor_db`` in the first 0.25 s, before there is
+        an estimate); with ``"fixed"``, ``energy_floor_db``."""
         noise = self.noise.db
-        return -np.inf if noise is None else noise + self.settings.noise_margin_db
+        if self.settings.floor_mode == "fixed" or noise is None:
+            return self.settings.energy_floor_db
+        return noise + self.settings.noise_margin_db
 
     def process(self, frame: Frame, *, own: np.ndarray | None = None) -> list[Event | UtteranceReady]:
         """Consume one frame; return the onsets, segments and utterances it completed.
@@ -219,6 +223,8 @@ class SpeechActivity:
             self.position = c0 + CHUNK
             thr = self.settings.neg_threshold if self.speaking else self.settings.threshold
             speechy = probs[i] >= thr and levels[i] >= floor and (own is None or bool(own[i]))
+            if not speechy and not self.speaking:
+                self._noise_db += 0.05 * (min(levels[i], -20.0) - self._noise_db)
             self._step(c0, speechy, out)
         return out
 
@@ -324,8 +330,8 @@ class SpeechActivity:
         return self._hops[k] if 0 <= k < len(self._hops) else None
 
     def _refine_threshold(self) -> float:
-        noise = self.noise.db
-        return -np.inf if noise is None else max(self.floor_db, noise + 12.0)
+        noise = self._noise_db if self.settings.floor_mode == "fixed" else self.noise.db
+        return self.floor_db if noise is None else max(self.floor_db, noise + 12.0)
 
     def _refine_start(self, start: int) -> int:
         """Move a VAD onset to where the energy rose, across stop closures up to 80 ms."""
