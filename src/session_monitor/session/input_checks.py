@@ -54,8 +54,7 @@ class InputChecks:
         names = tuple(r if r in ("therapist", "patient") else f"channel {c + 1}" for c, r in enumerate(self.roles))
         self.health = InputHealth(settings.input_health, channels=channels, names=names)
         two = channels == 2
-        self.bleed = (BleedDetector(settings.bleed, speech=settings.speech_activity
-                                    if settings.speech_activity.floor_mode == "tracked" else None)
+        self.bleed = (BleedDetector(settings.bleed, speech=settings.speech_activity)
                       if two and settings.bleed.enabled else None)
         self.dual = DualMonoDetector(settings.bleed) if two and settings.bleed.enabled else None
         self._hold_s = _MAX_HOLD * settings.bleed.dual_mono_window_s

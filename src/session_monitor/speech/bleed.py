@@ -138,6 +138,8 @@ class BleedDetector:
         self.settings = settings
         # a chunk under its channel's speech energy floor (noise floor + margin, tracked as the
         # speech activity tracks it) can never be speech: it needs no decision, and costs none
+        if speech is not None and speech.floor_mode != "tracked":
+            speech = None  # a fixed floor: every chunk is judged
         self.audible_margin_db = None if speech is None else speech.noise_margin_db
         self._noise = [] if speech is None else [
             NoiseFloor(chunk_s=CHUNK / SAMPLE_RATE, window_s=speech.noise_window_s,
