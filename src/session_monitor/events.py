@@ -233,7 +233,14 @@ class Annotation(Event):
 
 @dataclass(frozen=True, slots=True)
 class Health(Event):
-    """Pipeline health: dropped audio, ASR backlog and lag, capture state."""
+    """Pipeline health: dropped audio, ASR backlog and lag, capture state.
+
+    An input problem a person can fix (audio/input_health.py, speech/bleed.py) comes as
+    its own health event, once when it starts and once when it clears: ``problem``
+    (``clipping``, ``too_quiet``, ``dead_channel``, ``level_jump``, ``dual_mono``), the
+    ``channel`` (0-based; None for the whole input) and its ``speaker``, a plain
+    ``hint`` saying what to do, ``cleared`` when it is over.
+    """
 
     type: ClassVar[str] = "health"
     overflows: int = 0
@@ -245,6 +252,11 @@ class Health(Event):
     audio_ok: bool = True
     message: str = ""
     rtf: float | None = None
+    problem: str = ""
+    channel: int | None = None
+    speaker: str | None = None
+    hint: str = ""
+    cleared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,3 +56,24 @@ def test_a_final_transcript_replaces_its_interim_line():
     view(Transcript(t=9.5, speaker="patient", start=1.0, end=9.0, text="I went to the shop yesterday."))
     text = render(view)
     assert text.count("patient: I went to the") == 1 and "shop yesterday." in text
+
+
+def test_input_problems_stay_on_the_view_until_they_clear():
+    view = TerminalView(console=Console(force_terminal=True))
+    hint = "patient is very quiet (speech peaks at -52 dBFS): move its microphone closer or raise its input gain"
+    view(Health(t=20.8, problem="too_quiet", channel=1, speaker="patient", hint=hint))
+    view(Health(t=21.0, overflows=0))  # the pipeline's own health does not hide it
+    text = render(view)
+    assert "input" in text and "move its microphone closer" in text
+    view(Health(t=60.0, problem="too_quiet", channel=1, speaker="patient", hint="cleared", cleared=True))
+    assert "move its microphone closer" not in render(view)
+
+
+def test_without_a_terminal_an_input_problem_is_said_once():
+    console = Console(record=True, force_terminal=False, width=200)
+    view = TerminalView(console=console)
+    assert not view.enabled
+    hint = "both channels carry the same signal (a mono recording saved as stereo)"
+    for t in (3.0, 4.0):
+        view(Health(t=t, problem="dual_mono", hint=hint))
+    assert console.export_text().count(hint) == 1

@@ -263,6 +263,22 @@ def test_audio_lost_is_shown(dash, page):
     expect(page.locator("#ind-note")).to_contain_text("audio lost")
 
 
+def test_input_problems_are_shown_until_they_clear(dash, page):
+    publish_calm_stretch(dash)
+    dash.publish(Health(t=20.8, problem="too_quiet", channel=1, speaker="patient",
+                        hint="patient is very quiet (speech peaks at -52 dBFS): move its microphone closer"))
+    page.goto(dash.url)  # a page opened later gets it from the snapshot
+    hints = page.locator("#input-hints .input-hint")
+    expect(hints).to_have_count(1)
+    expect(hints.first).to_contain_text("move its microphone closer")
+    dash.publish(Health(t=21.0, problem="dual_mono", hint="both channels carry the same signal"))
+    dash.publish(Health(t=21.5, overflows=0))  # the pipeline's periodic health keeps them
+    expect(hints).to_have_count(2)
+    dash.publish(Health(t=60.0, problem="too_quiet", channel=1, speaker="patient", hint="cleared", cleared=True))
+    expect(hints).to_have_count(1)
+    expect(hints.first).to_contain_text("same signal")
+
+
 def test_both_buttons_call_on_annotation(dash, page, annotations):
     publish_calm_stretch(dash)
     page.goto(dash.url)

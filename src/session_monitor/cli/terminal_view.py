@@ -50,6 +50,7 @@ class TerminalView:
         self.lines: deque[str] = deque(maxlen=4)  # one row each: the view must fit a small terminal
         self._last_key: tuple[str, float] | None = None
         self.health: Health | None = None
+        self.input_problems: dict[tuple[str, int | None], Health] = {}  # open, until cleared
         self.signal: Signal | None = None
         self.rtf = 0.0
         self._progress = None
@@ -81,10 +82,24 @@ class TerminalView:
             else:
                 self.lines.append(line)
             self._last_key = key
+        elif isinstance(event, Health) and event.problem:
+            self._input_problem(event)
         elif isinstance(event, Health):
             self.health = event
         elif isinstance(event, Signal):
             self.signal = event
+
+    def _input_problem(self, event: Health) -> None:
+        """An input problem is kept on the view until it clears; without a live view
+        (output not a terminal) it is printed once, as one line, when it starts."""
+        key = (event.problem, event.channel)
+        if event.cleared:
+            self.input_problems.pop(key, None)
+            return
+        if key not in self.input_problems and not self.enabled:
+            self.console.print(f"session-monitor: input at {event.t:.1f} s: {event.hint}", highlight=False,
+                               soft_wrap=True)
+        self.input_problems[key] = event
 
     def progress(self, audio_s: float, stats: Any) -> None:
         self.rtf = stats.rtf
@@ -120,6 +135,8 @@ class TerminalView:
                                     f"lag {lag}  skipped {h.asr_skipped}  errors {h.asr_errors}")
             if h.message:
                 table.add_row("", h.message)
+        for p in self.input_problems.values():
+            table.add_row("input", Text(p.hint, style="" if p.problem == "dual_mono" else "bold yellow"))
         transcript = Text("\n".join(self.lines) or "(no transcript yet)", no_wrap=True, overflow="ellipsis")
         parts: list[Any] = [Panel(table, title=f"session-monitor  {self.title}  t={self.now:7.1f}s"),
                             Panel(transcript, title="transcript")]

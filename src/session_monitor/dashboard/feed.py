@@ -123,6 +123,11 @@ def page_message(event: Event) -> dict[str, Any] | None:
             "asr_lag_s": _num(getattr(event, "asr_lag_s", None)),
             "audio_ok": bool(getattr(event, "audio_ok", True)),
             "message": _text(getattr(event, "message", "")),
+            "problem": _text(getattr(event, "problem", "")),
+            "channel": getattr(event, "channel", None),
+            "speaker": _text(getattr(event, "speaker", None) or ""),
+            "hint": _text(getattr(event, "hint", "")),
+            "cleared": bool(getattr(event, "cleared", False)),
         }
     if kind == "session":
         return {
@@ -222,6 +227,7 @@ class Feed:
         self.transcript: deque[dict[str, Any]] = deque(maxlen=TRANSCRIPT_LINES)
         self.interim: dict[str, dict[str, Any]] = {}
         self.health: dict[str, Any] | None = None
+        self.input_problems: dict[str, dict[str, Any]] = {}  # open input problems, by problem:channel
         self.levels: dict[str, dict[str, Any]] = {}
         self.annotations: deque[dict[str, Any]] = deque(maxlen=MAX_ANNOTATIONS)
         self.figures: dict[str, Any] | None = None
@@ -256,6 +262,12 @@ class Feed:
                 self.transcript.append(message)
             else:
                 self.interim[message["speaker"]] = message
+        elif kind == "health" and message.get("problem"):
+            key = f"{message['problem']}:{message.get('channel')}"
+            if message.get("cleared"):
+                self.input_problems.pop(key, None)
+            else:
+                self.input_problems[key] = message
         elif kind == "health":
             self.health = message
         elif kind == "level":
@@ -310,6 +322,7 @@ class Feed:
             "markers": [m for m in self.markers if m["t"] >= window_start],
             "transcript": list(self.transcript) + list(self.interim.values()),
             "health": self.health,
+            "input": list(self.input_problems.values()),
             "levels": list(self.levels.values()),
             "annotations": list(self.annotations),
             "figures": self.figures,

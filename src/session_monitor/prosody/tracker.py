@@ -14,7 +14,10 @@ Every hop ``k`` analyses the audio that ends at sample ``(k + 1) * hop``:
 
 Each speaker has running baselines over its own speech (exponential, time constant
 ``baseline_tau_s`` seconds of speech): intensity mean/variance for a z-score, and
-mean log-F0 for pitch in semitones. Events come at ``features_hz``.
+mean log-F0 for pitch in semitones. Only hops above the channel's own tracked noise
+floor (less 5 dB) count toward them, never above a fixed dBFS, so the same voice
+recorded 30 dB quieter gets the same z-scores and semitones. Events come at
+``features_hz``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from session_monitor.events import Prosody
 from session_monitor.prosody.peaks import prominent_peaks
 from session_monitor.prosody.pitch import periodicity, yin_frames
 from session_monitor.settings.loader import ProsodySettings
+from session_monitor.speech.noise_floor import NoiseFloor
 
 __all__ = ["ProsodyTracker", "SegmentProsody", "warm_up"]
 
@@ -103,6 +107,8 @@ class ProsodyTracker:
         self._db_var = 9.0
         self._logf0_mean: float | None = None
         self.level_db = -120.0  # last event's level, for the terminal view
+        # the channel's noise floor over its 10 ms hops: what "no sound" is on this microphone
+        self.noise = NoiseFloor(chunk_s=self.hop / SAMPLE_RATE)
 
     # -- baseline state, for other stages --------------------------------------------------------
 
@@ -121,6 +127,7 @@ class ProsodyTracker:
         db, f0 = self._analyse(buf, n_hops, speaking if analyse_f0 is None else analyse_f0)
         self._buf = buf[n_hops * self.hop :].copy()
         db_list = db.tolist()
+        self.noise.update(db)
         if speaking:
             f0_list = f0.tolist()
             logf0 = np.log2(np.where(f0 > 0, f0, 1.0)).tolist()
@@ -177,10 +184,12 @@ class ProsodyTracker:
         hop_s = self.hop / SAMPLE_RATE
         slow = hop_s / self.settings.baseline_tau_s
         mean, var, lmean, speech_s = self._db_mean, self._db_var, self._logf0_mean, self._speech_s
+        # a hop with sound: above the noise floor less 5 dB (not digital silence or a dropout)
+        sound_db = -np.inf if self.noise.db is None else self.noise.db - 5.0
         out: list[float] = []
         for k, level in enumerate(db):
             voiced = f0[k] > 0 and (mean is None or level > mean - 25.0)
-            loud = level > -70.0
+            loud = level > sound_db
             speech_s += hop_s if loud else 0.0
             alpha = max(slow, 1.0 / max(1.0, speech_s / hop_s))  # the same for level and pitch
             if loud:

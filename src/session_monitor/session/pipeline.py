@@ -16,6 +16,7 @@ the same file and config give the same events.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from session_monitor.events import Event, Health, SessionEvent, Speech, Transcri
 from session_monitor.prosody.tracker import ProsodyTracker
 from session_monitor.prosody.tracker import warm_up as warm_up_prosody
 from session_monitor.session.bus import EventBus
+from session_monitor.session.input_checks import InputChecks
 from session_monitor.session.stages import Analyzer, RunStats
 from session_monitor.session.transcript_feed import TranscriptFeed, TranscriptSlot, to_transcript
 from session_monitor.settings import ProsodySettings, Settings, SpeechActivitySettings, TranscriberSettings
@@ -69,6 +71,8 @@ class Pipeline:
     roles : speaker of each source channel, in order
     speech_activity, prosody, transcriber : the settings sections of those stages
     attribution : the speaker attribution of a mono input (``build_attribution``), else None
+    input_checks : input health, bleed and dual mono (``InputChecks``); None checks nothing
+    dual_mono_attribution : the attribution used if two channels turn out to carry one signal
     worker : transcription worker, or None for prosody only
     analyzers : stages over the event stream
     deterministic : order transcripts by utterance close time (``--speed max``)
@@ -84,6 +88,8 @@ class Pipeline:
         prosody: ProsodySettings,
         transcriber: TranscriberSettings,
         attribution: MonoAttribution | None = None,
+        input_checks: InputChecks | None = None,
+        dual_mono_attribution: MonoAttribution | None = None,
         worker: TranscriptionWorker | None = None,
         analyzers: Sequence[Analyzer] = (),
         deterministic: bool = False,
@@ -100,6 +106,10 @@ class Pipeline:
         self.health_every_s = health_every_s
         self.on_progress = on_progress
         self.audio_sink = audio_sink
+        self.checks = input_checks
+        self._dual_mono_attribution = dual_mono_attribution
+        self._sections = (speech_activity, prosody, transcriber)
+        self._downmix = False  # dual mono: both channels analysed as one microphone
         self.vads = [SpeechActivity(speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)]
         self.prosody = [ProsodyTracker(prosody, speaker=r) for r in self.roles]
         # speaker attribution (mono input labelled "unknown"): relabels the VAD's events and
@@ -108,8 +118,9 @@ class Pipeline:
         if attribution is not None:
             self.prosody[0] = RoleProsody(prosody, attribution)
         self.turns = TurnTracker(talk_window_s=prosody.talk_window_s)
-        keep_s = speech_activity.max_utterance_s + 5.0 + transcriber.pad_ms / 1000
-        self.feed = TranscriptFeed(worker, transcriber, roles=self.roles, deterministic=deterministic, keep_s=keep_s)
+        self._keep_s = speech_activity.max_utterance_s + 5.0 + transcriber.pad_ms / 1000
+        self.feed = TranscriptFeed(worker, transcriber, roles=self.roles, deterministic=deterministic,
+                                   keep_s=self._keep_s)
         self._outbox: list[tuple[float, int, OutboxItem]] = []
         self._seq = 0
         self._next_health = 0.0
@@ -123,9 +134,13 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: Settings, source: AudioSource, bus: EventBus, *, roles: Sequence[str],
                       **kwargs: Any) -> Pipeline:
-        """A pipeline with the sections of ``settings`` and the attribution its roles need."""
+        """A pipeline with the sections of ``settings``, the attribution its roles need and the
+        input checks (with the attribution a dual-mono stereo input would need)."""
+        roles = list(roles)
+        mono = attribution_for(settings, ["unknown"]) if len(roles) == 2 else None
         return cls(source, bus, roles=roles, speech_activity=settings.speech_activity, prosody=settings.prosody,
-                   transcriber=settings.transcriber, attribution=attribution_for(settings, list(roles)), **kwargs)
+                   transcriber=settings.transcriber, attribution=attribution_for(settings, roles),
+                   input_checks=InputChecks(settings, roles), dual_mono_attribution=mono, **kwargs)
 
     # -- other threads ----------------------------------------------------------------------------
 
@@ -154,11 +169,21 @@ class Pipeline:
     def run(self, stop: threading.Event | None = None) -> RunStats:
         """Process the whole source (or until ``stop`` is set); returns run statistics."""
         wall0 = time.perf_counter()
+        source_blocks: Iterator[np.ndarray] = iter(self.source.blocks())
+        held: list[np.ndarray] = []
+        if self.checks is not None:
+            try:  # two channels: the first seconds are held back for the dual-mono verdict
+                held = self.checks.hold(source_blocks, stop=stop)
+            except KeyboardInterrupt:  # Ctrl-C that early: the session still starts and ends cleanly
+                stop = threading.Event()
+                stop.set()
+            if self.checks.dual_mono:
+                self._as_mono()
         self._push(0.0, SessionEvent(t=0.0, state="started", source=self.source.name, sample_rate=SAMPLE_RATE,
                                      channels=self.source.channels, roles=tuple(self.roles)))
         self._flush(final=False)
         interrupted = False
-        blocks: Iterator[np.ndarray] = iter(self.source.blocks())
+        blocks: Iterator[np.ndarray] = itertools.chain(held, source_blocks)
         if self.deterministic:
             blocks = read_ahead(blocks, self._prime, group_samples=_SCORE_AHEAD)
         try:
@@ -175,21 +200,39 @@ class Pipeline:
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            if isinstance(blocks, Generator):
-                blocks.close()  # a --speed max replay's reader thread stops here
+            for it in (blocks, source_blocks):
+                if isinstance(it, Generator):
+                    it.close()  # a --speed max replay's reader thread stops here, then the source
             self._finish(complete=not interrupted)
             self.stats.wall_s = time.perf_counter() - wall0
             self.stats.completed = not interrupted
         return self.stats
 
+    def _as_mono(self) -> None:
+        """Dual mono: one microphone (the mean of both channels) with speaker attribution."""
+        speech_activity, prosody, transcriber = self._sections
+        logger.info("dual-mono input: analysed as one microphone")
+        self.roles = ["unknown"]
+        self._downmix = True
+        self.vads = [SpeechActivity(speech_activity, channel=0, speaker="unknown")]
+        self.attribution = self._dual_mono_attribution
+        self.prosody = [ProsodyTracker(prosody, speaker="unknown") if self.attribution is None
+                        else RoleProsody(prosody, self.attribution)]
+        self.feed = TranscriptFeed(self.worker, transcriber, roles=self.roles, deterministic=self.deterministic,
+                                   keep_s=self._keep_s)
+
     def _prime(self, blocks: list[np.ndarray]) -> None:
         """Score every channel's VAD over blocks read ahead (on the reader thread)."""
         audio = np.concatenate(blocks, axis=1)
+        if self._downmix:
+            audio = audio.mean(axis=0, keepdims=True)
         for c, vad in enumerate(self.vads):
             vad.prime(audio[c])
 
     def _finish(self, *, complete: bool) -> None:
         t = self.now_s
+        if self.checks is not None:
+            self.stats.input = self.checks.summary()
         out: list[Any] = []
         for c in range(len(self.roles)):
             flushed = self.vads[c].flush()
@@ -210,12 +253,19 @@ class Pipeline:
         n = block.shape[1]
         if self.audio_sink is not None:
             self.audio_sink(block)
+        own = None  # two channels: where each carries its own speaker (not the other's bleed)
+        if self.checks is not None:
+            own, health = self.checks.process(block, (start + n) / SAMPLE_RATE)
+            for ev in health:
+                self._push(ev.t, ev)
+        if self._downmix:
+            block = block.mean(axis=0, keepdims=True)
         out: list[Any] = []
         for c in range(len(self.roles)):
             samples = block[c]
             frame = Frame(start, c, samples)
             self.feed.rings[c].append(samples)
-            vad_out = self.vads[c].process(frame)
+            vad_out = self.vads[c].process(frame, own=None if own is None else own[c])
             if self.attribution is not None:  # mono: who is speaking
                 vad_out = self.attribution.process(frame, vad_out)
             for ev in self.prosody[c].process(frame, speaking=self.vads[c].speaking):

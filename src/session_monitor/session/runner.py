@@ -33,6 +33,7 @@ from session_monitor.rupture.model import build_analyzers
 from session_monitor.session.bus import EventBus
 from session_monitor.session.consent import covers
 from session_monitor.session.folder import SessionClaim
+from session_monitor.session.input_checks import InputChecks
 from session_monitor.session.pipeline import Pipeline, attribution_for
 from session_monitor.session.stages import RunStats
 from session_monitor.session.store import SessionStore, new_session_dir, prepare_session_dir
@@ -98,6 +99,8 @@ class SessionRun:
         self.analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is clean
         self.model_name = resolve_model(settings.transcriber)[1] if self.use_asr else None
         self.attribution = attribution_for(settings, self.roles)  # a refused voice profile: nothing written
+        # two channels that turn out to carry one signal (dual mono) are one microphone with attribution
+        self.dual_mono_attribution = attribution_for(settings, ["unknown"]) if len(self.roles) == 2 else None
         self._backend = backend
         self.folder: Path | None = None
         self.claimed: SessionClaim | None = None
@@ -154,6 +157,8 @@ class SessionRun:
             self.bus.subscribe(sink)
         self.pipeline = Pipeline(self.source, self.bus, roles=self.roles, speech_activity=s.speech_activity,
                                  prosody=s.prosody, transcriber=s.transcriber, attribution=self.attribution,
+                                 input_checks=InputChecks(s, self.roles),
+                                 dual_mono_attribution=self.dual_mono_attribution,
                                  worker=worker,
                                  deterministic=self.deterministic, analyzers=self.analyzers,
                                  on_progress=on_progress)
@@ -220,7 +225,7 @@ class SessionRun:
     def _ended(stats: RunStats, end_reason: str | None, *, aborted: bool) -> dict[str, Any]:
         reason = "aborted" if aborted else end_reason or ("end_of_input" if stats.completed else "stopped_by_user")
         return {"end_reason": reason, "aborted": aborted, "audio_s": round(stats.audio_s, 3),
-                "rtf": round(stats.rtf, 2)}
+                "rtf": round(stats.rtf, 2), "input": stats.input}
 
     def _report(self, *, quiet: bool = False) -> None:
         """report.html and timeline.csv, when there are events; ``quiet``: a failure is only logged."""

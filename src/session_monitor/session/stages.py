@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +43,7 @@ class RunStats:
     transcripts: int = 0
     speech_segments: int = 0
     completed: bool = False
+    input: dict = field(default_factory=dict)  # what the input checks found (session.json "input")
 
     @property
     def rtf(self) -> float:

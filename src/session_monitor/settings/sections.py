@@ -23,6 +23,8 @@ __all__ = [
     "EvaluateSettings",
     "AttributionSettings",
     "BatchSettings",
+    "BleedSettings",
+    "InputHealthSettings",
     "ClinicianProfile",
     "NOT_SECTIONS",
     "rng",
@@ -50,6 +52,11 @@ class SpeechActivitySettings:
     threshold: float = rng(0.0, 1.0)
     neg_threshold: float = rng(0.0, 1.0)
     energy_floor_db: float = rng(-120, 0)
+    floor_mode: str = rng(choices=("fixed", "tracked"))
+    noise_margin_db: float = rng(0, 60)
+    noise_window_s: float = rng(1, 120)
+    noise_percentile: float = rng(0, 50)
+    noise_rise_db_per_s: float = rng(0, 60)
     min_speech_ms: int = rng(0, 2000)
     min_pause_ms: int = rng(50, 5000)
     utterance_end_ms: int = rng(100, 10000)
@@ -229,6 +236,37 @@ class AttributionSettings:
 
 
 @dataclass(frozen=True)
+class BleedSettings:
+    """Two channels judged together: bleed from the other microphone, dual mono (speech/bleed.py)."""
+
+    enabled: bool = rng()
+    min_level_diff_db: float = rng(0, 40)
+    min_coherence: float = rng(0, 1)
+    own_residual_db: float = rng(0, 60)
+    max_lag_ms: float = rng(0, 30)
+    dual_mono_coherence: float = rng(0, 1)
+    dual_mono_max_diff_db: float = rng(0, 20)
+    dual_mono_window_s: float = rng(0.5, 60)
+    dual_mono_min_share: float = rng(0, 1)
+
+
+@dataclass(frozen=True)
+class InputHealthSettings:
+    """Problems with the input a person can fix: clipping, dead, too quiet, level jumps (audio/input_health.py)."""
+
+    enabled: bool = rng()
+    clip_level: float = rng(0.5, 1)
+    clip_share: float = rng(0, 1)
+    dead_db: float = rng(-140, -40)
+    dead_s: float = rng(1, 600)
+    too_quiet_db: float = rng(-90, 0)
+    quiet_after_s: float = rng(1, 600)
+    jump_db: float = rng(3, 60)
+    jump_window_s: float = rng(1, 60)
+    clear_s: float = rng(1, 600)
+
+
+@dataclass(frozen=True)
 class ClinicianProfile:
     """The clinician profile a settings tree was loaded with (recorded in session.json)."""
 
@@ -254,6 +292,8 @@ class Settings:
     evaluate: EvaluateSettings
     attribution: AttributionSettings
     batch: BatchSettings
+    bleed: BleedSettings
+    input_health: InputHealthSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
     clinician: ClinicianProfile | None = None

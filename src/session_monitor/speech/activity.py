@@ -7,7 +7,8 @@ blocks gives exactly the probabilities of scoring it whole.
 
 :class:`SpeechActivity` turns the chunk probabilities into speech segments with
 hysteresis (``threshold`` to start, ``neg_threshold`` to continue) and an energy
-floor, then refines each boundary on 10 ms energy frames, so pause and gap lengths
+floor ``noise_margin_db`` above the channel's own tracked noise floor (never a fixed
+dBFS: the same session 30 dB quieter keeps the same speech), then refines each boundary on 10 ms energy frames, so pause and gap lengths
 are good to about 10 ms instead of the VAD's 32 ms. A speech segment ends at a
 silence of at least ``min_pause_ms`` (default 200 ms: pauses shorter than that are
 part of fluent speech); an *utterance*, the unit sent to the transcriber, ends at
@@ -25,6 +26,7 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.events import Event, Speech, SpeechOnset
 from session_monitor.settings.loader import SpeechActivitySettings
+from session_monitor.speech.noise_floor import NoiseFloor
 
 __all__ = ["SileroVad", "SpeechActivity", "UtteranceReady", "CHUNK", "HOP"]
 
@@ -134,7 +136,10 @@ class SpeechActivity:
         self._hops: deque[float] = deque(maxlen=int(5 * SAMPLE_RATE / HOP))
         self._hops_start = 0  # sample index of _hops[0]
         self._hop_rest = np.zeros(0, dtype=np.float32)
-        self._noise_db = -70.0
+        self._noise_db = -70.0  # running noise level (floor_mode = "fixed")
+        self.noise = NoiseFloor(chunk_s=CHUNK / SAMPLE_RATE, window_s=settings.noise_window_s,
+                                percentile=settings.noise_percentile,
+                                rise_db_per_s=settings.noise_rise_db_per_s)
         self._min_speech = max(1, round(settings.min_speech_ms * SAMPLE_RATE / 1000 / CHUNK))
         self._min_pause = round(settings.min_pause_ms * SAMPLE_RATE / 1000)
         self._utt_end = round(settings.utterance_end_ms * SAMPLE_RATE / 1000)
@@ -179,8 +184,24 @@ class SpeechActivity:
             raise RuntimeError("SpeechActivity.process got audio that prime() has not scored")
         return np.array([self._primed.popleft() for _ in range(len(chunks))], dtype=np.float32)
 
-    def process(self, frame: Frame) -> list[Event | UtteranceReady]:
-        """Consume one frame; return the onsets, segments and utterances it completed."""
+    @property
+    def floor_db(self) -> float:
+        """The energy floor now, in dBFS: with ``floor_mode = "tracked"``, ``noise_margin_db``
+        above the tracked noise floor (``energy_floor_db`` in the first 0.25 s, before there is
+        an estimate); with ``"fixed"``, ``energy_floor_db``."""
+        noise = self.noise.db
+        if self.settings.floor_mode == "fixed" or noise is None:
+            return self.settings.energy_floor_db
+        return noise + self.settings.noise_margin_db
+
+    def process(self, frame: Frame, *, own: np.ndarray | None = None) -> list[Event | UtteranceReady]:
+        """Consume one frame; return the onsets, segments and utterances it completed.
+
+        ``own`` (shape ``(n,)``, bool), for two-channel input, says for each 32 ms chunk
+        this frame completes whether the channel carries its own speaker
+        (:class:`~session_monitor.speech.bleed.BleedDetector`); a chunk that is the other
+        microphone's bleed is never speech.
+        """
         buf = np.concatenate([self._pending, frame.samples]) if len(self._pending) else frame.samples
         start = self._pending_start
         n = len(buf) // CHUNK
@@ -189,16 +210,19 @@ class SpeechActivity:
         self._pending_start = start + n * CHUNK
         if n == 0:
             return []
+        if own is not None and len(own) != n:
+            raise ValueError(f"SpeechActivity.process: {len(own)} ownership flags for {n} chunks")
         self._add_hops(chunks.reshape(-1), start)
         probs = self._probabilities(chunks)
         levels = 10 * np.log10(np.mean(chunks.astype(np.float64) ** 2, axis=1) + _EPS)
+        self.noise.update(levels)
         out: list[Event | UtteranceReady] = []
-        floor = self.settings.energy_floor_db
+        floor = self.floor_db
         for i in range(n):
             c0 = start + i * CHUNK
             self.position = c0 + CHUNK
             thr = self.settings.neg_threshold if self.speaking else self.settings.threshold
-            speechy = probs[i] >= thr and levels[i] >= floor
+            speechy = probs[i] >= thr and levels[i] >= floor and (own is None or bool(own[i]))
             if not speechy and not self.speaking:
                 self._noise_db += 0.05 * (min(levels[i], -20.0) - self._noise_db)
             self._step(c0, speechy, out)
@@ -306,7 +330,8 @@ class SpeechActivity:
         return self._hops[k] if 0 <= k < len(self._hops) else None
 
     def _refine_threshold(self) -> float:
-        return max(self.settings.energy_floor_db, self._noise_db + 12.0)
+        noise = self._noise_db if self.settings.floor_mode == "fixed" else self.noise.db
+        return self.floor_db if noise is None else max(self.floor_db, noise + 12.0)
 
     def _refine_start(self, start: int) -> int:
         """Move a VAD onset to where the energy rose, across stop closures up to 80 ms."""

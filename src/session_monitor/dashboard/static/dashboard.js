@@ -36,7 +36,7 @@
       bands: [],           // {kind, start, end|null}
       markers: [], annotations: [],
       transcript: [], interim: {},
-      health: null, levels: {}, timeline: null, figures: null,
+      health: null, input: {}, levels: {}, timeline: null, figures: null,
     };
   }
 
@@ -94,6 +94,7 @@
       if (line.final) S.transcript.push(line); else S.interim[line.speaker] = line;
     }
     S.health = s.health;
+    for (const p of s.input || []) S.input[p.problem + ":" + p.channel] = p;
     for (const lv of s.levels || []) S.levels[lv.speaker] = lv;
     S.timeline = s.timeline;
     S.figures = s.figures || null;
@@ -123,7 +124,11 @@
           while (S.transcript.length > TRANSCRIPT_LINES) S.transcript.shift();
         } else S.interim[m.speaker] = m;
         break;
-      case "health": S.health = m; break;
+      case "health":
+        if (m.problem) {  // an input problem: kept until it clears
+          if (m.cleared) delete S.input[m.problem + ":" + m.channel]; else S.input[m.problem + ":" + m.channel] = m;
+        } else S.health = m;
+        break;
       case "mi_figures": S.figures = m; break;
       case "level": S.levels[m.speaker] = m; break;
       case "annotation":
@@ -354,6 +359,15 @@
                   document.createTextNode(lv.intensity_db == null ? "" : " " + Math.round(db) + " dB"));
       span.title = speaker + (lv.speaking ? " speaking" : " silent");
       levels.append(span);
+    }
+    const hints = $("input-hints");
+    hints.replaceChildren();
+    for (const p of Object.values(S.input)) {
+      const li = document.createElement("span");
+      li.className = "input-hint" + (p.problem === "dual_mono" ? "" : " warn");
+      li.dataset.problem = p.problem;
+      li.textContent = (p.problem === "dual_mono" ? "ℹ " : "⚠ ") + p.hint;
+      hints.append(li);
     }
     const h = S.health;
     const audio = $("audio");

@@ -1,0 +1,86 @@
+"""The recording's own noise floor, tracked as it streams, so no level is a fixed dBFS.
+
+Microphones and gains differ by 30 dB: a floor at -50 dBFS that suits a well-levelled
+lapel microphone (room noise at -65 dBFS) silences a laptop microphone 24 dB quieter,
+where speech itself sits near -50 dBFS. The floor here is a low percentile of the chunk
+levels of the last ``window_s`` seconds (minimum statistics: between words and turns
+every channel falls back to its noise; Martin 2001, "Noise power spectral density
+estimation based on optimal smoothing and minimum statistics"), allowed to fall at once
+and to rise by at most ``rise_db_per_s`` (so a long stretch of speech does not lift it).
+
+Scaling the recording by any gain scales every chunk level by the same dB, so the floor
+moves with it and ``floor + margin`` keeps the same chunks.
+
+The window is kept as a histogram of 0.25 dB bins (-100..0 dBFS), so an update costs a
+few microseconds whatever the window length.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+__all__ = ["NoiseFloor"]
+
+_EPS = 1e-10
+#: Histogram of the window: bins of _BIN_DB from _LO_DB to 0 dBFS.
+_LO_DB = -100.0
+_BIN_DB = 0.25
+_BINS = int(-_LO_DB / _BIN_DB)
+
+
+class NoiseFloor:
+    """Running noise-floor estimate of one channel, in dBFS.
+
+    Parameters
+    ----------
+    chunk_s : float
+        Duration of one level value, in seconds (the VAD's 32 ms chunk).
+    window_s : float
+        History the percentile is taken over, in seconds.
+    percentile : float
+        Percentile (0..100) of the window's levels taken as the floor.
+    rise_db_per_s : float
+        Fastest rise of the estimate, in dB per second of audio; it falls at once.
+    min_history_s : float
+        Seconds of audio before an estimate exists (:attr:`db` is None until then).
+    """
+
+    def __init__(self, *, chunk_s: float, window_s: float = 10.0, percentile: float = 5.0,
+                 rise_db_per_s: float = 1.0, min_history_s: float = 0.25) -> None:
+        self.chunk_s = chunk_s
+        self.percentile = percentile
+        self.rise_db_per_s = rise_db_per_s
+        self._window = max(1, int(round(window_s / chunk_s)))
+        self._bins: deque[int] = deque()  # bin of each level in the window, oldest first
+        self._counts = np.zeros(_BINS, dtype=np.int64)
+        self._min_chunks = max(1, int(round(min_history_s / chunk_s)))
+        self._seen = 0
+        self.db: float | None = None
+
+    def update(self, level_db: np.ndarray) -> float | None:
+        """Add chunk levels (dBFS, shape ``(n,)``) and return the floor after them.
+
+        Digital silence (a level at the -100 dBFS epsilon or below) is not counted: a
+        dead or muted stretch says nothing about the room.
+        """
+        live = level_db[level_db > -99.0]
+        if len(live) == 0:
+            return self.db
+        bins = np.clip(((live - _LO_DB) / _BIN_DB).astype(np.int64), 0, _BINS - 1)[-self._window :]
+        self._counts += np.bincount(bins, minlength=_BINS)
+        self._bins.extend(bins.tolist())
+        while len(self._bins) > self._window:
+            self._counts[self._bins.popleft()] -= 1
+        self._seen += len(live)
+        if self._seen < self._min_chunks:
+            return self.db
+        rank = self.percentile / 100.0 * len(self._bins)
+        k = int(np.searchsorted(np.cumsum(self._counts), max(rank, 1e-9)))
+        target = _LO_DB + (k + 0.5) * _BIN_DB
+        if self.db is None or target <= self.db:
+            self.db = target
+        else:
+            self.db = min(target, self.db + self.rise_db_per_s * self.chunk_s * len(live))
+        return self.db
