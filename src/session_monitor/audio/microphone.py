@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
+from session_monitor.audio.pulse_sources import PREFIX, find_pulse_device, source_env
 from session_monitor.errors import DeviceError
 
 __all__ = ["MicrophoneSource", "list_devices", "find_device", "LOST_AFTER_S"]
@@ -61,10 +62,15 @@ def _available(devices: list[dict[str, Any]]) -> str:
 
 
 def find_device(spec: str | int | None) -> dict[str, Any]:
-    """A capture device by index, exact name, or unique part of its name (None: default)."""
+    """A capture device by index, exact name, or unique part of its name (None: default).
+
+    ``pulse:NAME`` is a PulseAudio/PipeWire source (see :mod:`session_monitor.audio.pulse_sources`).
+    """
     import sounddevice as sd
 
     devices = list_devices()
+    if isinstance(spec, str) and spec.startswith(PREFIX):
+        return find_pulse_device(spec, devices)
     if spec is None or spec == "":
         try:
             index = sd.default.device[0]
@@ -152,13 +158,14 @@ class MicrophoneSource:
         import sounddevice as sd
 
         try:
-            sd.check_input_settings(device=self.device["index"], channels=self.channels, samplerate=self.rate,
-                                    dtype="float32")
-            stream = sd.InputStream(
-                device=self.device["index"], channels=self.channels, samplerate=self.rate, dtype="float32",
-                blocksize=self.capture_block, callback=self._callback,
-            )
-            stream.start()
+            with source_env(self.device.get("pulse_source")):
+                sd.check_input_settings(device=self.device["index"], channels=self.channels, samplerate=self.rate,
+                                        dtype="float32")
+                stream = sd.InputStream(
+                    device=self.device["index"], channels=self.channels, samplerate=self.rate, dtype="float32",
+                    blocksize=self.capture_block, callback=self._callback,
+                )
+                stream.start()
         except Exception as exc:
             raise DeviceError(
                 f"cannot capture from {self.device['name']!r} at {self.rate} Hz ({str(exc).splitlines()[0][:120]}); "

@@ -35,12 +35,14 @@ __all__ = ["StreamClock", "ClockAligner", "AlignerSettings"]
 class AlignerSettings:
     """How streams are put on one clock (units in the names; see configs/default.toml ``[audio]``)."""
 
+    #: the rate fit starts this long after a stream opens (a fresh stream's latency settles first)
+    settle_s: float = 20.0
     #: time constant of the exponential forgetting of the rate fit: follows slow drift (temperature)
     clock_memory_s: float = 300.0
     #: window of the lower envelope of arrival time against count (the capture moment)
     envelope_s: float = 30.0
-    #: the fitted rate replaces the nominal one once its standard error is below this
-    fit_error_ppm: float = 50.0
+    #: typical error of a device clock: the fitted rate is trusted as its standard error falls below this
+    drift_prior_ppm: float = 300.0
     #: a fitted rate further than this from nominal is clipped (no real device is that far off)
     max_drift_ppm: float = 5000.0
     #: position errors are corrected over about this long (no audible pitch step)
@@ -61,18 +63,25 @@ class StreamClock:
 
     Notes
     -----
-    The rate is a weighted least-squares slope of count against arrival time with
-    exponential forgetting (``clock_memory_s``); it is used once its standard error
-    is below ``fit_error_ppm`` (before that, the nominal rate). The offset is the
-    minimum of ``t - n / rate`` over the last ``envelope_s`` of arrivals.
+    A fresh stream's delivery latency settles over its first seconds (PulseAudio's
+    record buffer shrinks: arrivals jump ~25 ms earlier), which would bias any early
+    slope; so the first ``settle_s`` keep the nominal rate. After that the rate is a
+    weighted least-squares slope of count against arrival time with exponential
+    forgetting (``clock_memory_s``), shrunk towards the nominal rate by
+    its standard error against a prior of ``drift_prior_ppm`` (a Gaussian prior on the
+    device's error: early, noisy fits count little). The offset is the minimum of
+    ``t - n / rate`` over the last ``envelope_s`` of arrivals.
     """
 
     def __init__(self, nominal_rate: float, settings: AlignerSettings) -> None:
         self.nominal_rate = float(nominal_rate)
         self.settings = settings
+        self._t_first: float | None = None
         self._t_ref: float | None = None
+        self._n_ref = 0
+        self._fitted = 0
         self._t_prev = 0.0
-        self._sums = np.zeros(6)  # W, Sx, Sy, Sxx, Sxy, Syy with x = t - t_ref, y = n - nominal * x
+        self._sums = np.zeros(6)  # W, Sx, Sy, Sxx, Sxy, Syy; x = t - t_ref, y = n - n_ref - nominal * x
         self._t = np.zeros(256)  # arrival times and counts of the envelope window, from index _head
         self._n = np.zeros(256)
         self._head = 0
@@ -93,18 +102,24 @@ class StreamClock:
 
     def observe(self, t: float, count: int) -> None:
         """``count`` samples (native rate) had arrived by host time ``t`` (seconds, monotonic)."""
+        self.observations += 1
+        if self._t_first is None:
+            self._t_first = t
+        self._remember(t, count)
+        self._offset = None
+        if t - self._t_first < self.settings.settle_s:
+            return
         if self._t_ref is None:
             self._t_ref = self._t_prev = t
+            self._n_ref = count
         decay = math.exp(-max(0.0, t - self._t_prev) / self.settings.clock_memory_s)
         self._t_prev = t
         x = t - self._t_ref
-        y = count - self.nominal_rate * x
+        y = (count - self._n_ref) - self.nominal_rate * x
         self._sums *= decay
         self._sums += (1.0, x, y, x * x, x * y, y * y)
-        self.observations += 1
-        self._remember(t, count)
+        self._fitted += 1
         self._rate = self._fit_rate()
-        self._offset = None
 
     def _remember(self, t: float, count: int) -> None:
         if self._size == len(self._t):
@@ -124,7 +139,7 @@ class StreamClock:
 
     def _fit_rate(self) -> float:
         w, sx, sy, sxx, sxy, syy = self._sums
-        if self.observations < 50 or w < 3:
+        if self._fitted < 50 or w < 3:
             return self.nominal_rate
         vxx = sxx - sx * sx / w
         if vxx <= 0:
@@ -132,9 +147,9 @@ class StreamClock:
         vxy = sxy - sx * sy / w
         slope = vxy / vxx
         rss = max(0.0, (syy - sy * sy / w) - slope * vxy)
-        stderr = math.sqrt(rss / (w - 2) / vxx)
-        if stderr > self.settings.fit_error_ppm * 1e-6 * self.nominal_rate:
-            return self.nominal_rate
+        var = rss / (w - 2) / vxx
+        prior = (self.settings.drift_prior_ppm * 1e-6 * self.nominal_rate) ** 2
+        slope *= prior / (prior + var)
         clip = self.settings.max_drift_ppm * 1e-6 * self.nominal_rate
         return self.nominal_rate + min(max(slope, -clip), clip)
 
