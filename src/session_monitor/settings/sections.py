@@ -22,6 +22,7 @@ __all__ = [
     "FusionSettings",
     "EvaluateSettings",
     "AttributionSettings",
+    "BleedSettings",
     "ClinicianProfile",
     "NOT_SECTIONS",
     "rng",
@@ -219,6 +220,21 @@ class AttributionSettings:
 
 
 @dataclass(frozen=True)
+class BleedSettings:
+    """Two channels judged together: bleed from the other microphone, dual mono (speech/bleed.py)."""
+
+    enabled: bool = rng()
+    min_level_diff_db: float = rng(0, 40)
+    min_coherence: float = rng(0, 1)
+    own_residual_db: float = rng(0, 60)
+    max_lag_ms: float = rng(0, 30)
+    dual_mono_coherence: float = rng(0, 1)
+    dual_mono_max_diff_db: float = rng(0, 20)
+    dual_mono_window_s: float = rng(0.5, 60)
+    dual_mono_min_share: float = rng(0, 1)
+
+
+@dataclass(frozen=True)
 class ClinicianProfile:
     """The clinician profile a settings tree was loaded with (recorded in session.json)."""
 
@@ -243,6 +259,7 @@ class Settings:
     fusion: FusionSettings
     evaluate: EvaluateSettings
     attribution: AttributionSettings
+    bleed: BleedSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
     clinician: ClinicianProfile | None = None
