@@ -10,12 +10,14 @@ the tolerance over a simulated hour; without the drift correction they would be
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 
 import numpy as np
 import pytest
 
-from session_monitor.audio.stream_clock import AlignerSettings, ClockAligner, StreamClock
+from session_monitor.audio.stream_clock import ClockAligner, StreamClock
+from session_monitor.settings.loader import load_settings
 
 SR = 16_000
 #: the issue's bound on gaps and overlaps between the two speakers over 60 minutes
@@ -107,7 +109,7 @@ def click_positions(y: np.ndarray, approx: np.ndarray, *, window: int) -> np.nda
 
 def test_clock_fit_measures_rate_and_capture_moment():
     dev = Device(true_rate=16_008.0, start_t=5.0, clicks_t=np.array([]), block=512, seed=1)
-    clock = StreamClock(16_000.0, AlignerSettings())
+    clock = StreamClock(16_000.0, load_settings().two_devices)
     n = 0
     for _ in range(int(120 * 16_008 / 512)):
         t, y = dev.next_block()
@@ -142,7 +144,7 @@ def test_stalled_device_gives_zeros_and_the_other_goes_on():
     clicks = 12.0 + np.arange(0, 100, 5.0)
     a = Device(true_rate=16_000.0, start_t=10.0, clicks_t=clicks, block=512, seed=4)
     b = Device(true_rate=16_008.0, start_t=10.2, clicks_t=clicks, block=512, seed=5, stop_t=40.0)
-    aligner = ClockAligner([16_000.0, 16_000.0], block=1536, settings=AlignerSettings(stall_s=1.0))
+    aligner = ClockAligner([16_000.0, 16_000.0], block=1536, settings=dataclasses.replace(load_settings().two_devices, stall_s=1.0))
     y = run([a, b], aligner, until_t=110.0)
     assert not aligner.channels[1].live
     assert y.shape[1] >= (110.0 - 10.0 - 0.2) * SR  # channel 0 went on to the end

@@ -46,7 +46,8 @@ def loud_chunks(spans, level_db, channel):
 @pytest.mark.parametrize(("delay_s", "echo_db"), [(0.18, -10.0), (0.45, -6.0)])
 def test_echo_is_not_patient_speech(delay_s, echo_db):
     audio, echo_spans, patient_spans = call_session(delay_s, echo_db)
-    detector = CallEchoDetector(load_settings().bleed)
+    settings = load_settings()
+    detector = CallEchoDetector(settings.bleed, settings.call_echo)
     owns, levels = [], []
     for i in range(0, audio.shape[1], 1536):
         d = detector.process(audio[:, i : i + 1536])

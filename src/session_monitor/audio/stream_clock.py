@@ -27,30 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
+from session_monitor.settings.sections import TwoDeviceSettings
 
-__all__ = ["StreamClock", "ClockAligner", "AlignerSettings"]
-
-
-@dataclass(frozen=True, slots=True)
-class AlignerSettings:
-    """How streams are put on one clock (units in the names; see configs/default.toml ``[audio]``)."""
-
-    #: the rate fit starts this long after a stream opens (a fresh stream's latency settles first)
-    settle_s: float = 20.0
-    #: time constant of the exponential forgetting of the rate fit: follows slow drift (temperature)
-    clock_memory_s: float = 300.0
-    #: window of the lower envelope of arrival time against count (the capture moment)
-    envelope_s: float = 30.0
-    #: typical error of a device clock: the fitted rate is trusted as its standard error falls below this
-    drift_prior_ppm: float = 300.0
-    #: a fitted rate further than this from nominal is clipped (no real device is that far off)
-    max_drift_ppm: float = 5000.0
-    #: position errors are corrected over about this long (no audible pitch step)
-    slew_time_s: float = 2.0
-    #: a stream whose data is this late against the session clock counts as stalled
-    stall_s: float = 1.0
-    #: at most this much audio of one stream is held waiting for the other; older is dropped
-    max_buffer_s: float = 10.0
+__all__ = ["StreamClock", "ClockAligner"]
 
 
 class StreamClock:
@@ -73,7 +52,7 @@ class StreamClock:
     ``t - n / rate`` over the last ``envelope_s`` of arrivals.
     """
 
-    def __init__(self, nominal_rate: float, settings: AlignerSettings) -> None:
+    def __init__(self, nominal_rate: float, settings: TwoDeviceSettings) -> None:
         self.nominal_rate = float(nominal_rate)
         self.settings = settings
         self._t_first: float | None = None
@@ -175,7 +154,7 @@ class StreamClock:
 class _Channel:
     """One stream's current segment (from an open to a loss): its clock, resampler and buffer."""
 
-    def __init__(self, nominal_rate: float, settings: AlignerSettings, segment: int) -> None:
+    def __init__(self, nominal_rate: float, settings: TwoDeviceSettings, segment: int) -> None:
         import soxr
 
         self.segment = segment
@@ -217,12 +196,16 @@ class ClockAligner:
     ----------
     nominal_rates : Hz each stream's device claims, one per channel
     block : samples per output block (16 kHz)
-    settings : see :class:`AlignerSettings`
+    settings : the ``[two_devices]`` section (defaults: configs/default.toml)
     """
 
     def __init__(self, nominal_rates: Sequence[float], *, block: int,
-                 settings: AlignerSettings | None = None) -> None:
-        self.settings = settings or AlignerSettings()
+                 settings: TwoDeviceSettings | None = None) -> None:
+        if settings is None:
+            from session_monitor.settings.loader import load_settings
+
+            settings = load_settings().two_devices
+        self.settings = settings
         self.block = block
         self.nominal_rates = [float(r) for r in nominal_rates]
         self._segments = [0] * len(self.nominal_rates)

@@ -32,8 +32,9 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.audio.microphone import LOST_AFTER_S, find_device, list_devices
 from session_monitor.audio.pulse_sources import SourceWatch, source_env
-from session_monitor.audio.stream_clock import AlignerSettings, ClockAligner
+from session_monitor.audio.stream_clock import ClockAligner
 from session_monitor.errors import DeviceError
+from session_monitor.settings.sections import TwoDeviceSettings
 
 __all__ = ["TwoDeviceSource"]
 
@@ -115,7 +116,7 @@ class TwoDeviceSource:
     block_ms : pipeline block length at 16 kHz
     capture_block_ms : PortAudio callback block length
     queue_s : capacity of the shared queue in seconds of both streams; when full new blocks are dropped
-    alignment : how the two clocks are put on one (see :class:`AlignerSettings`)
+    alignment : the ``[two_devices]`` section: how the two clocks are put on one
     nominal_rates : Hz each device's clock is taken to run at (None: the rates opened at). Only a test
         sets one apart from the rate opened at: a device whose clock runs fast or slow by that much.
     """
@@ -124,7 +125,7 @@ class TwoDeviceSource:
 
     def __init__(self, devices: Sequence[str | int | None], *, capture_rate: int = 0, block_ms: int = 96,
                  capture_block_ms: int = 32, queue_s: float = 10.0,
-                 alignment: AlignerSettings | None = None,
+                 alignment: TwoDeviceSettings | None = None,
                  nominal_rates: Sequence[float] | None = None) -> None:
         if len(devices) != 2:
             raise DeviceError(f"two capture devices are needed, {len(devices)} given; give --device twice")

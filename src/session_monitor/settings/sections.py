@@ -23,6 +23,8 @@ __all__ = [
     "EvaluateSettings",
     "AttributionSettings",
     "BleedSettings",
+    "TwoDeviceSettings",
+    "CallEchoSettings",
     "ClinicianProfile",
     "NOT_SECTIONS",
     "rng",
@@ -235,6 +237,31 @@ class BleedSettings:
 
 
 @dataclass(frozen=True)
+class TwoDeviceSettings:
+    """Two capture devices on one session clock (audio/stream_clock.py, audio/two_devices.py)."""
+
+    settle_s: float = rng(0, 600)
+    clock_memory_s: float = rng(10, 36000)
+    envelope_s: float = rng(1, 600)
+    drift_prior_ppm: float = rng(1, 10000)
+    max_drift_ppm: float = rng(10, 50000)
+    slew_time_s: float = rng(0.1, 60)
+    stall_s: float = rng(0.2, 30)
+    max_buffer_s: float = rng(2, 120)
+
+
+@dataclass(frozen=True)
+class CallEchoSettings:
+    """The therapist's voice echoed back in a call's audio (speech/call_echo.py)."""
+
+    enabled: bool = rng()
+    max_delay_ms: float = rng(0, 2000)
+    window_s: float = rng(1, 30)
+    update_s: float = rng(0.1, 30)
+    min_peak: float = rng(0, 1)
+
+
+@dataclass(frozen=True)
 class ClinicianProfile:
     """The clinician profile a settings tree was loaded with (recorded in session.json)."""
 
@@ -260,6 +287,8 @@ class Settings:
     evaluate: EvaluateSettings
     attribution: AttributionSettings
     bleed: BleedSettings
+    two_devices: TwoDeviceSettings
+    call_echo: CallEchoSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
     clinician: ClinicianProfile | None = None

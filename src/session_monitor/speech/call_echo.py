@@ -21,7 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
-from session_monitor.settings.sections import BleedSettings
+from session_monitor.settings.sections import BleedSettings, CallEchoSettings
 from session_monitor.speech.bleed import BleedDetector, ChunkOwnership
 
 __all__ = ["CallEchoDetector"]
@@ -35,18 +35,17 @@ class CallEchoDetector:
     Parameters
     ----------
     settings : the ``[bleed]`` section (level difference, coherence, residual)
-    max_delay_ms : longest echo delay searched
-    window_s : seconds of both channels the delay is estimated from
-    update_s : the delay is re-estimated this often (seconds of audio)
-    min_peak : smallest PHAT peak (share of a perfect match, 0..1) that sets a new delay
+    echo : the ``[call_echo]`` section: longest delay, estimation window and period, least PHAT peak
+
+    With ``echo.enabled`` false the call audio is always the patient's.
     """
 
-    def __init__(self, settings: BleedSettings, *, max_delay_ms: float = 800.0, window_s: float = 4.0,
-                 update_s: float = 1.0, min_peak: float = 0.1) -> None:
-        self.max_delay = int(max_delay_ms * SAMPLE_RATE / 1000)
-        self.window = int(window_s * SAMPLE_RATE)
-        self.update = int(update_s * SAMPLE_RATE)
-        self.min_peak = min_peak
+    def __init__(self, settings: BleedSettings, echo: CallEchoSettings) -> None:
+        self.enabled = echo.enabled
+        self.max_delay = int(echo.max_delay_ms * SAMPLE_RATE / 1000)
+        self.window = int(echo.window_s * SAMPLE_RATE)
+        self.update = int(echo.update_s * SAMPLE_RATE)
+        self.min_peak = echo.min_peak
         self._inner = BleedDetector(settings)
         self._margin = self._inner.max_lag // 2  # the bleed detector searches 0..max_lag around the delay
         keep = self.window + self.max_delay
@@ -79,11 +78,11 @@ class CallEchoDetector:
         self._mic = np.concatenate([self._mic, block[0]])[-len(self._mic) :]
         self._call = np.concatenate([self._call, block[1]])[-len(self._call) :]
         self._seen += n
-        if self._seen >= self._next_update:
+        if self.enabled and self._seen >= self._next_update:
             self._next_update = self._seen + self.update
             self._estimate()
         shift = max(0, (self.delay or 0) - self._margin)
-        if self.delay is None:
+        if self.delay is None or not self.enabled:
             delayed = np.zeros(n, np.float32)  # no echo found: nothing explains the call audio
         else:
             end = len(self._mic) - shift
