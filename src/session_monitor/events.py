@@ -233,7 +233,11 @@ class Annotation(Event):
 
 @dataclass(frozen=True, slots=True)
 class Health(Event):
-    """Pipeline health: dropped audio, ASR backlog and lag, capture state."""
+    """Pipeline health: dropped audio, ASR backlog and lag, capture state.
+
+    ``channel``/``speaker`` name the one input channel the event is about (a lost device of
+    two: ``audio_ok`` is that channel's); None: the whole input.
+    """
 
     type: ClassVar[str] = "health"
     overflows: int = 0
@@ -245,6 +249,8 @@ class Health(Event):
     audio_ok: bool = True
     message: str = ""
     rtf: float | None = None
+    channel: int | None = None
+    speaker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,3 +202,21 @@ def test_an_unknown_source_names_the_available_ones(pair, monkeypatch):
     _env(monkeypatch, pulse)
     with pytest.raises(DeviceError, match="pulse:sm_call.monitor"):
         TwoDeviceSource(["pulse:sm_mic.monitor", "pulse:no_such_call.monitor"])
+
+
+def test_live_refuses_bad_device_lists_in_one_line(pair, tmp_path):
+    """Consent first, then the devices: each refusal one line, exit 2, no session folder."""
+    from support.cli import refused, run_cli
+    from support.live_run import CONSENT
+
+    pulse, devices = pair
+    out = tmp_path / "s"
+    base = ["live", "--session-dir", str(out), "--no-view"]
+    refused(run_cli(*base, "--device", devices[0], "--device", devices[1], env=pulse.env), "consent")
+    refused(run_cli(*base, "--consent", CONSENT, "--device", devices[0], "--device", devices[1], "--device", "0",
+                    env=pulse.env), "--device given 3 times")
+    refused(run_cli(*base, "--consent", CONSENT, "--device", devices[0], "--device", "pulse:gone.monitor",
+                    env=pulse.env), "pulse:sm_call.monitor")
+    refused(run_cli(*base, "--consent", CONSENT, "--device", devices[0], "--device", devices[1],
+                    "--roles", "therapist", env=pulse.env), "--roles")
+    assert not out.exists()

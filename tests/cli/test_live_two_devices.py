@@ -106,7 +106,7 @@ def test_a_call_device_that_vanishes_is_a_health_event_on_its_channel(pulse, tmp
     mic, call = pulse.add_call_pair()
     stereo, rate = sf.read(SAMPLE_AUDIO / "demo_session.flac", dtype="int16", always_2d=True)
     wav = tmp_path / "demo.wav"
-    sf.write(wav, stereo[: 30 * rate], rate, subtype="PCM_16")
+    sf.write(wav, stereo[: 20 * rate], rate, subtype="PCM_16")
     out = tmp_path / "live"
     run = LiveRun("--device", f"pulse:{mic}", "--device", f"pulse:{call}", "--duration", "24",
                   "--session-dir", str(out), "--no-view", "--no-asr", "--consent", CONSENT, env=pulse.env)
@@ -115,6 +115,7 @@ def test_a_call_device_that_vanishes_is_a_health_event_on_its_channel(pulse, tmp
     player.start()
     time.sleep(8.0)
     pulse.remove_sink("sm_call")
+    player.join(60)
     assert run.wait(timeout=120) == 0, run.stderr
     evs = events(out)
     assert evs[-1]["type"] == "session" and evs[-1]["state"] == "ended"

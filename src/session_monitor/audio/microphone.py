@@ -150,6 +150,10 @@ class MicrophoneSource:
             self.dropped_samples += frames
 
     @property
+    def channel_ok(self) -> tuple[bool, ...]:
+        return (self.audio_ok,) * self.channels
+
+    @property
     def clipped_fraction(self) -> float:
         return self.clipped / max(1, self.samples_read)
 

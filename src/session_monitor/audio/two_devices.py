@@ -144,7 +144,9 @@ class TwoDeviceSource:
         self._captures = [_Capture(c, d, r, max(1, round(capture_block_ms * r / 1000)), self._queue)
                           for c, (d, r) in enumerate(zip(found, rates))]
         self.aligner = ClockAligner(nominal_rates or rates, block=self.block, settings=alignment)
-        self.channel_ok = [True, True]
+        self._channel_ok = [True, True]
+        self._clipped = 0
+        self._samples = 0
         self.channel_messages = ["", ""]
         self.message = ""
         self._watch_sources = SourceWatch([d.get("pulse_source") for d in found])
@@ -156,7 +158,17 @@ class TwoDeviceSource:
     @property
     def audio_ok(self) -> bool:
         """True while both devices deliver."""
-        return all(self.channel_ok)
+        return all(self._channel_ok)
+
+    @property
+    def channel_ok(self) -> tuple[bool, ...]:
+        """Per channel (device): True while it delivers."""
+        return tuple(self._channel_ok)
+
+    @property
+    def clipped_fraction(self) -> float:
+        """Share (0..1) of the samples yielded so far at full scale."""
+        return self._clipped / max(1, self._samples)
 
     @property
     def overflows(self) -> int:
@@ -186,7 +198,7 @@ class TwoDeviceSource:
         self._stop.set()
 
     def _say(self, channel: int, ok: bool, message: str) -> None:
-        self.channel_ok[channel] = ok
+        self._channel_ok[channel] = ok
         self.channel_messages[channel] = message
         self.message = message
         logger.warning("%s", message)
@@ -258,7 +270,10 @@ class TwoDeviceSource:
             ready, stalled = self.aligner.pop(now)
             for channel in stalled:
                 self._lose(self._captures[channel], now, "fell behind the other device")
-            yield from ready
+            for block in ready:
+                self._clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
+                self._samples += block.size
+                yield block
 
     def close(self) -> None:
         self._stop.set()

@@ -50,8 +50,11 @@ def add_parsers(sub: Any) -> None:
                         "deterministic)")
     _common(replay)
 
-    live = sub.add_parser("live", help="monitor a live session from a capture device")
-    live.add_argument("--device", help="capture device: index or (part of) its name; see 'devices'")
+    live = sub.add_parser("live", help="monitor a live session from a capture device, or two")
+    live.add_argument("--device", action="append", metavar="D",
+                      help="capture device: index, (part of) its name, or pulse:SOURCE; see 'devices'. Twice "
+                           "for a telehealth call: the therapist's microphone, then the call audio (one channel "
+                           "each, in --roles order)")
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
     live.add_argument("--consent", metavar="TEXT|FILE", help="consent record (required): a TOML/JSON file with "
                       "who, when and [covers] monitoring/transcript/audio = true/false, or a text such as "
@@ -180,16 +183,31 @@ def cmd_live(args: argparse.Namespace) -> int:
                          "or set session.store_audio = false")
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration {args.duration} must be above 0 seconds")
-    device = find_device(args.device)
-    if args.roles:
-        channels = len(args.roles.split(","))
-    else:
-        channels = 2 if device["channels"] >= 2 else 1
-    roles = parse_roles(args.roles, channels, settings.roles)
+    specs = args.device or [None]
+    if len(specs) > 2:
+        raise InputError(f"--device given {len(specs)} times; give one device, or two (microphone, call audio)")
     a = settings.audio
-    source: Any = MicrophoneSource(device["index"], channels=channels, capture_rate=a.capture_rate,
-                                   block_ms=a.block_ms, capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
+    source: Any
+    if len(specs) == 2:
+        from session_monitor.audio.two_devices import TwoDeviceSource
+
+        roles = parse_roles(args.roles, 2, settings.roles)
+        source = TwoDeviceSource(specs, capture_rate=a.capture_rate, block_ms=a.block_ms,
+                                 capture_block_ms=a.capture_block_ms, queue_s=a.queue_s,
+                                 alignment=settings.two_devices)
+        device: Any = source.devices
+    else:
+        device = find_device(specs[0])
+        if args.roles:
+            channels = len(args.roles.split(","))
+        else:
+            channels = 2 if device["channels"] >= 2 else 1
+        roles = parse_roles(args.roles, channels, settings.roles)
+        source = MicrophoneSource(device["index"] if "pulse_source" not in device else device["name"],
+                                  channels=channels, capture_rate=a.capture_rate, block_ms=a.block_ms,
+                                  capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
     if args.duration is not None:
         source = LimitedSource(source, args.duration)
-    meta = {"mode": "live", "source": f"device:{device['name']}", "device": device, "consent": consent}
+    name = source.name if len(specs) == 2 else f"device:{device['name']}"
+    meta = {"mode": "live", "source": name, "device": device, "consent": consent}
     return _run(args, settings, source, roles, deterministic=False, total_s=None, meta=meta)

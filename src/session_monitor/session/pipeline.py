@@ -117,6 +117,7 @@ class Pipeline:
         self._inbox_lock = threading.Lock()
         self.position = 0  # samples processed per channel
         self._audio_ok = True
+        self._channel_ok = (True,) * len(self.roles)
         self._lost_since: float | None = None
         self.stats = RunStats()
 
@@ -240,12 +241,22 @@ class Pipeline:
         self._push(t, _TICK)
 
     def _watch_audio(self, t: float) -> None:
-        """Health at once when capture is lost or back; no response gap spans lost audio."""
+        """Health at once when capture is lost or back; no response gap spans lost audio.
+
+        One device of two lost or back: a health event naming that channel and its speaker.
+        """
+        channels = tuple(self.source.channel_ok)
+        if channels != self._channel_ok and (len(set(channels)) > 1 or len(set(self._channel_ok)) > 1):
+            for c, (now_ok, was_ok) in enumerate(zip(channels, self._channel_ok)):
+                if now_ok != was_ok:
+                    self._push(t, self._health(t, channel=c))
+        self._channel_ok = channels
         ok = self.source.audio_ok
         if ok == self._audio_ok:
             return
         self._audio_ok = ok
-        self._next_health = 0.0
+        if len(set(channels)) == 1:
+            self._next_health = 0.0
         if not ok:
             self._lost_since = t
         elif self._lost_since is not None:
@@ -295,7 +306,7 @@ class Pipeline:
             else:
                 self._push_results([item], t)
 
-    def _health(self, t: float) -> Health:
+    def _health(self, t: float, *, channel: int | None = None) -> Health:
         w = self.worker
         lag = None
         if w is not None and not self.deterministic:
@@ -304,8 +315,10 @@ class Pipeline:
         return Health(
             t=t, overflows=self.source.overflows, asr_queue=w.pending if w else 0,
             asr_skipped=w.skipped if w else 0, asr_errors=w.errors if w else 0,
-            asr_restarts=w.restarts if w else 0, asr_lag_s=lag, audio_ok=self.source.audio_ok,
-            message=self.source.message, rtf=self.stats.rtf or None,
+            asr_restarts=w.restarts if w else 0, asr_lag_s=lag,
+            audio_ok=self.source.audio_ok if channel is None else self.source.channel_ok[channel],
+            message=self.source.message, rtf=self.stats.rtf or None, channel=channel,
+            speaker=None if channel is None else self.roles[channel],
         )
 
     # -- ordered output -------------------------------------------------------------------------------------
