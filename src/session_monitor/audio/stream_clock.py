@@ -49,7 +49,9 @@ class StreamClock:
     forgetting (``clock_memory_s``), shrunk towards the nominal rate by
     its standard error against a prior of ``drift_prior_ppm`` (a Gaussian prior on the
     device's error: early, noisy fits count little). The offset is the minimum of
-    ``t - n / rate`` over the last ``envelope_s`` of arrivals.
+    ``t - n / rate`` over the last ``envelope_s`` of arrivals (or its
+    ``envelope_percentile``, once there are a few dozen, where that is above 0: it follows
+    a stream's usual latency rather than its best, which differs between two streams).
     """
 
     def __init__(self, nominal_rate: float, settings: TwoDeviceSettings) -> None:
@@ -134,12 +136,14 @@ class StreamClock:
 
     @property
     def offset(self) -> float:
-        """Host time (s) at which sample 0 was captured: the lower envelope of the arrivals."""
+        """Host time (s) at which sample 0 was captured: the lower envelope of the arrivals (a low percentile)."""
         if self._offset is None:
             if not self._size:
                 raise RuntimeError("no block has arrived yet")
             t, n = self._t[self._head : self._size], self._n[self._head : self._size]
-            self._offset = float(np.min(t - n / self._rate))
+            lateness = t - n / self._rate
+            q = self.settings.envelope_percentile
+            self._offset = float(np.min(lateness) if q <= 0 or len(lateness) < 20 else np.percentile(lateness, q))
         return self._offset
 
     def time_of(self, n: float) -> float:
@@ -320,8 +324,8 @@ class ClockAligner:
             return ch.pos, 1.0  # the clock's own stream: copied sample for sample
         target_start = ch.index_at(self.session_time(s0))
         target_end = ch.index_at(t_end)
-        if ch.pos is None:
-            ch.pos = target_start  # start moments aligned
+        if ch.pos is None or abs(target_start - ch.pos) > self.settings.realign_s * SAMPLE_RATE:
+            ch.pos = target_start  # start moments aligned; a large error is jumped, not slewed for seconds
         rho = (target_end - target_start) / self.block
         error = target_end - (ch.pos + rho * self.block)
         gain = min(1.0, self.block / (self.settings.slew_time_s * SAMPLE_RATE))

@@ -73,12 +73,12 @@ def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str) 
 
 
 def _run(args: argparse.Namespace, settings: Any, source: Any, roles: list[str], *,
-         deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
+         deterministic: bool, total_s: float | None, meta: dict[str, Any], call_audio: bool = False) -> int:
     from session_monitor.session.ending import EndRequest
 
     with EndRequest(say=_say) as end:  # from here on no signal raises into the program
         return _run_ended_by(end, args, settings, source, roles, deterministic=deterministic, total_s=total_s,
-                             meta=meta)
+                             meta=meta, call_audio=call_audio)
 
 
 def _say(line: str) -> None:
@@ -86,10 +86,12 @@ def _say(line: str) -> None:
 
 
 def _run_ended_by(end: Any, args: argparse.Namespace, settings: Any, source: Any, roles: list[str], *,
-                  deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
+                  deterministic: bool, total_s: float | None, meta: dict[str, Any],
+                  call_audio: bool = False) -> int:
     from session_monitor.session.runner import SessionRun
 
-    run = SessionRun(settings, source, roles, meta=meta, deterministic=deterministic, use_asr=not args.no_asr)
+    run = SessionRun(settings, source, roles, meta=meta, deterministic=deterministic, use_asr=not args.no_asr,
+                     call_audio=call_audio)
     annotations = DashboardAnnotations()
     dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
     try:
@@ -210,4 +212,5 @@ def cmd_live(args: argparse.Namespace) -> int:
         source = LimitedSource(source, args.duration)
     name = source.name if len(specs) == 2 else f"device:{device['name']}"
     meta = {"mode": "live", "source": name, "device": device, "consent": consent}
-    return _run(args, settings, source, roles, deterministic=False, total_s=None, meta=meta)
+    return _run(args, settings, source, roles, deterministic=False, total_s=None, meta=meta,
+                call_audio=len(specs) == 2)

@@ -39,6 +39,7 @@ from session_monitor.speakers.attribution import MonoAttribution, RoleProsody
 from session_monitor.speakers.enrollment import voice_profile_path
 from session_monitor.speakers.stage import build_attribution
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
+from session_monitor.speech.call_echo import CallEchoDetector
 from session_monitor.speech.transcriber import TranscriptionResult, TranscriptionWorker
 from session_monitor.speech.turns import TurnTracker
 
@@ -69,6 +70,8 @@ class Pipeline:
     roles : speaker of each source channel, in order
     speech_activity, prosody, transcriber : the settings sections of those stages
     attribution : the speaker attribution of a mono input (``build_attribution``), else None
+    call_echo : for a telehealth input (microphone, call audio): the echo of the therapist's voice
+        in the call audio is turned down before the speech stages (speech/call_echo.py)
     worker : transcription worker, or None for prosody only
     analyzers : stages over the event stream
     deterministic : order transcripts by utterance close time (``--speed max``)
@@ -84,6 +87,7 @@ class Pipeline:
         prosody: ProsodySettings,
         transcriber: TranscriberSettings,
         attribution: MonoAttribution | None = None,
+        call_echo: CallEchoDetector | None = None,
         worker: TranscriptionWorker | None = None,
         analyzers: Sequence[Analyzer] = (),
         deterministic: bool = False,
@@ -100,6 +104,7 @@ class Pipeline:
         self.health_every_s = health_every_s
         self.on_progress = on_progress
         self.audio_sink = audio_sink
+        self.call_echo = call_echo
         self.vads = [SpeechActivity(speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)]
         self.prosody = [ProsodyTracker(prosody, speaker=r) for r in self.roles]
         # speaker attribution (mono input labelled "unknown"): relabels the VAD's events and
@@ -210,7 +215,9 @@ class Pipeline:
         start = self.position
         n = block.shape[1]
         if self.audio_sink is not None:
-            self.audio_sink(block)
+            self.audio_sink(block)  # what was captured, echo and all
+        if self.call_echo is not None:
+            block = self.call_echo.gate(block)
         out: list[Any] = []
         for c in range(len(self.roles)):
             samples = block[c]

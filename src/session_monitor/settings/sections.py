@@ -243,9 +243,11 @@ class TwoDeviceSettings:
     settle_s: float = rng(0, 600)
     clock_memory_s: float = rng(10, 36000)
     envelope_s: float = rng(1, 600)
+    envelope_percentile: float = rng(0, 50)
     drift_prior_ppm: float = rng(1, 10000)
     max_drift_ppm: float = rng(10, 50000)
     slew_time_s: float = rng(0.1, 60)
+    realign_s: float = rng(0.005, 10)
     stall_s: float = rng(0.2, 30)
     max_buffer_s: float = rng(2, 120)
 
@@ -259,6 +261,7 @@ class CallEchoSettings:
     window_s: float = rng(1, 30)
     update_s: float = rng(0.1, 30)
     min_peak: float = rng(0, 1)
+    attenuation_db: float = rng(0, 120)
 
 
 @dataclass(frozen=True)

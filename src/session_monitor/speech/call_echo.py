@@ -22,7 +22,7 @@ import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.settings.sections import BleedSettings, CallEchoSettings
-from session_monitor.speech.bleed import BleedDetector, ChunkOwnership
+from session_monitor.speech.bleed import CHUNK, BleedDetector, ChunkOwnership
 
 __all__ = ["CallEchoDetector"]
 
@@ -53,6 +53,7 @@ class CallEchoDetector:
         self._call = np.zeros(keep, np.float32)
         self._seen = 0
         self._next_update = self.update
+        self._gain = np.float32(10 ** (-echo.attenuation_db / 20))
         self.delay: int | None = None  # samples; None until an echo is found
 
     def _estimate(self) -> None:
@@ -91,3 +92,21 @@ class CallEchoDetector:
         own = decided.own.copy()
         own[0] = True
         return replace(decided, own=own)
+
+    def gate(self, block: np.ndarray) -> np.ndarray:
+        """``block`` (shape ``(2, n)``) with the call audio's echo chunks ``attenuation_db`` down.
+
+        What the speech stages then see of the echo is below any speech floor; the patient's
+        own speech, and speech over the echo (double talk), pass unchanged. A chunk that
+        straddles two blocks is attenuated in this block only.
+        """
+        start = self._seen
+        decided = self.process(block)
+        echo = np.flatnonzero(~decided.own[1])
+        if not len(echo):
+            return block
+        out = block.copy()
+        for k in echo:
+            a = decided.start_sample + int(k) * CHUNK - start
+            out[1, max(0, a) : max(0, a + CHUNK)] *= self._gain
+        return out
