@@ -58,7 +58,12 @@ def list_devices() -> list[dict[str, Any]]:
 def _available(devices: list[dict[str, Any]]) -> str:
     if not devices:
         return "available: none (connect a microphone or start PulseAudio; `session-monitor devices` lists them)"
-    return "available: " + "; ".join(f"{d['index']}: {d['name']}" for d in devices)
+    from session_monitor.audio.pulse_sources import list_sources
+
+    names = [f"{d['index']}: {d['name']}" for d in devices]
+    if any(d["name"] == "pulse" for d in devices):
+        names += [s.device for s in list_sources()]
+    return "available: " + "; ".join(names)
 
 
 def find_device(spec: str | int | None) -> dict[str, Any]:
