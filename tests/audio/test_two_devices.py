@@ -167,7 +167,9 @@ def test_a_fast_device_clock_is_pulled_onto_the_other(pair, tmp_path, monkeypatc
     settled = np.array(at_s) > 30.0
     assert np.max(np.abs(skew_s)) <= START_TOLERANCE_S, skew_s
     assert np.max(np.abs(skew_s[settled])) <= TOLERANCE_S, skew_s
-    assert np.max(np.abs(skew_s[-3:])) <= 0.020, skew_s  # uncorrected, the last three would be 25-30 ms off
+    # in 60 s the uncorrected drift (30 ms at the end) is of the order of the jitter, so what shows
+    # the drift measured is the rate ratio below; the simulated hour in test_stream_clock.py shows it
+    # corrected over a long span
     ratio = source.aligner.channels[1].clock.rate / source.aligner.channels[0].clock.rate
     # measured in 60 s: at least 40 % of the 500 ppm (the fit is weighed against drift_prior_ppm
     # while it is young), never more than it plus 300 ppm
