@@ -225,6 +225,19 @@ class PulseServer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def add_call_pair(self) -> tuple[str, str]:
+        """Two more null sinks, ``sm_mic`` and ``sm_call`` (a telehealth session's microphone and call
+        audio), fed the left and the right channel of the stereo sink ``sm_pair`` at the same moment
+        (as ``tests/support/pulse.py``). Returns their monitor sources."""
+        for name, position in (("sm_mic", "front-left"), ("sm_call", "front-right")):
+            subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={name}", "rate=48000",
+                            "channels=1", f"channel_map={position}"], env=self.env, check=True,
+                           capture_output=True, timeout=10)
+        subprocess.run(["pactl", "load-module", "module-combine-sink", "sink_name=sm_pair", "slaves=sm_mic,sm_call",
+                        "channels=2", "channel_map=front-left,front-right"], env=self.env, check=True,
+                       capture_output=True, timeout=10)
+        return "sm_mic.monitor", "sm_call.monitor"
+
     def close(self) -> None:
         self.proc.terminate()
         try:

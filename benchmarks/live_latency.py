@@ -33,9 +33,17 @@ device, same 32 ms callback blocks) reading the monitor alongside, timed the sam
 onset): the device's own latency, which no pipeline can beat; and Whisper's compute
 time per utterance (``asr_compute_s`` of each transcript).
 
+Two devices (a telehealth session: the therapist's microphone and the call audio). The
+same playback, its left channel into one null sink and its right into another at the
+same moment (a combine sink), with ``live --device pulse:sm_mic.monitor --device
+pulse:sm_call.monitor``: two streams put on one clock (audio/stream_clock.py). Its
+figures are printed beside the one-device ones; its bare-capture baseline reads the
+microphone's monitor.
+
 Usage::
 
-    python benchmarks/live_latency.py [--quick] [--session NAME] [--start S] [--set SECTION.KEY=VALUE ...]
+    python benchmarks/live_latency.py [--quick] [--devices one|two|both] [--session NAME] [--start S]
+                                      [--set SECTION.KEY=VALUE ...]
 
 ``--quick`` plays a 60 s excerpt (from ``--start``, default 35 s) instead of the whole
 session (demo_session: 171 s).
@@ -163,96 +171,85 @@ def stats(values: list[float]) -> list:
     return [len(values), b.percentile(values, 50), b.percentile(values, 95), max(values) if values else float("nan")]
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a 60 s excerpt instead of the whole session")
-    ap.add_argument("--session", default="demo_session", help="sample_audio session to play (default demo_session)")
-    ap.add_argument("--start", type=float, help="excerpt start in s (default 0, --quick 35)")
-    ap.add_argument("--length", type=float, help="excerpt length in s (default: to the end, --quick 60)")
-    ap.add_argument("--detail", action="store_true", help="print every final transcript's latency")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="a setting for the live process (TOML value, e.g. transcriber.beam_size=5); repeatable")
-    args = ap.parse_args(argv)
-    start_s = args.start if args.start is not None else (35.0 if args.quick else 0.0)
-    length_s = args.length if args.length is not None else (60.0 if args.quick else None)
-    turns, play_s = load_truth(args.session, start_s, length_s)
-    print(b.machine_line())
+def run_mode(mode: str, args: argparse.Namespace, tmp: Path, wav: Path, turns: list[dict],
+             play_s: float) -> dict:
+    """One live run (``mode`` one: ``--device pulse``; two: the microphone and the call sinks); its figures."""
+    pulse_dir = tmp / f"pulse-{mode}"
+    pulse_dir.mkdir()
+    with b.PulseServer(pulse_dir) as pulse:
+        if mode == "two":
+            mic, call = pulse.add_call_pair()
+            pulse.env["PULSE_SOURCE"] = mic  # the bare-capture baseline reads the microphone
+            devices, sink = ["--device", f"pulse:{mic}", "--device", f"pulse:{call}"], "sm_pair"
+        else:
+            devices, sink = ["--device", "pulse"], pulse.sink
+        os.environ.update({k: pulse.env[k] for k in ("PULSE_SERVER", "PULSE_SOURCE")})
+        folder = tmp / f"session-{mode}"
+        cmd = [*b.cli(), "live", *devices, "--roles", "therapist,patient", "--consent", b.CONSENT,
+               "--session-dir", str(folder), "--duration", str(play_s + 120), "--no-view", "--no-report"]
+        if args.set:
+            config = tmp / "settings.toml"
+            config.write_text(settings_toml(args.set))
+            cmd += ["--config", str(config)]
+            print("settings: " + ", ".join(args.set))
+        launched = time.monotonic()
+        proc = subprocess.Popen(cmd, env=pulse.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        ready = threading.Event()
+        lines: list[str] = []
 
-    with tempfile.TemporaryDirectory(prefix="sm-live-") as tmp_name:
-        tmp = Path(tmp_name)
-        wav = tmp / "play.wav"
-        write_excerpt(args.session, start_s, play_s, wav)
-        print(f"playing {args.session} {start_s:.1f}-{start_s + play_s:.1f} s ({play_s:.0f} s, {len(turns)} turns)")
-        pulse_dir = tmp / "pulse"
-        pulse_dir.mkdir()
-        with b.PulseServer(pulse_dir) as pulse:
-            os.environ.update({k: pulse.env[k] for k in ("PULSE_SERVER", "PULSE_SOURCE")})
-            folder = tmp / "session"
-            cmd = [*b.cli(), "live", "--device", "pulse", "--roles", "therapist,patient", "--consent", b.CONSENT,
-                   "--session-dir", str(folder), "--duration", str(play_s + 120), "--no-view", "--no-report"]
-            if args.set:
-                config = tmp / "settings.toml"
-                config.write_text(settings_toml(args.set))
-                cmd += ["--config", str(config)]
-                print("settings: " + ", ".join(args.set))
-            launched = time.monotonic()
-            proc = subprocess.Popen(cmd, env=pulse.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            ready = threading.Event()
-            lines: list[str] = []
+        def read_stderr() -> None:
+            for line in proc.stderr:
+                lines.append(line)
+                if "ready: capturing" in line:
+                    ready.set()
 
-            def read_stderr() -> None:
-                for line in proc.stderr:
-                    lines.append(line)
-                    if "ready: capturing" in line:
-                        ready.set()
-
-            threading.Thread(target=read_stderr, daemon=True).start()
-            tail = b.EventTail(folder / "events.jsonl")
-            sampler = b.ProcSampler(proc.pid, interval_s=0.5)
-            try:
-                if not ready.wait(180):
-                    raise SystemExit(f"live did not become ready: {''.join(lines)[-800:]}")
-                print(f"launch to ready: {time.monotonic() - launched:.1f} s")
-                bare = BareCapture("pulse")
-                deadline = time.monotonic() + 30
-                while not any(e["type"] == "signal" and e["t"] >= 1.0 for _, e in list(tail.events)):
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit(f"no audio came through: {''.join(lines)[-800:]}")
-                    time.sleep(0.05)
-                time.sleep(0.5)
-                bare_before = bare.samples / bare.rate
-                load = b.MachineLoad().start()
-                sampler.sample()
-                cpu0, t0 = sampler.last_cpu_s, time.monotonic()
-                setup0 = b.own_cpu_s() + (b.proc_cpu_s(pulse.proc.pid) or 0.0)
-                play_start = time.monotonic()
-                subprocess.run(["paplay", f"--device={pulse.sink}", str(wav)], env=pulse.env, check=True,
-                               timeout=play_s + 60)
-                played = time.monotonic()
-                sampler.sample()
-                cpu1, t1 = sampler.last_cpu_s, time.monotonic()
-                setup = b.own_cpu_s() + (b.proc_cpu_s(pulse.proc.pid) or 0.0) - setup0
-                load.stop(cpu1 - cpu0 + setup)
-                # let the last utterances reach the transcriber and come back (at most 20 s), then stop
-                quiet_since = None
-                while time.monotonic() - played < 20:
-                    health = [e for _, e in list(tail.events) if e["type"] == "health"]
-                    idle = health and health[-1]["t"] > 0 and health[-1]["asr_queue"] == 0
-                    quiet_since = (quiet_since or time.monotonic()) if idle else None
-                    if quiet_since and time.monotonic() - quiet_since > 1.5 and time.monotonic() - played > 2:
-                        break
-                    time.sleep(0.1)
-                bare.close()
-                proc.send_signal(signal.SIGINT)
-                proc.wait(120)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                sampler.stop()
-                tail.stop()
-            if proc.returncode != 0:
-                raise SystemExit(f"live exited {proc.returncode}: {''.join(lines)[-800:]}")
+        threading.Thread(target=read_stderr, daemon=True).start()
+        tail = b.EventTail(folder / "events.jsonl")
+        sampler = b.ProcSampler(proc.pid, interval_s=0.5)
+        try:
+            if not ready.wait(180):
+                raise SystemExit(f"live did not become ready: {''.join(lines)[-800:]}")
+            print(f"launch to ready: {time.monotonic() - launched:.1f} s")
+            bare = BareCapture("pulse")
+            deadline = time.monotonic() + 30
+            while not any(e["type"] == "signal" and e["t"] >= 1.0 for _, e in list(tail.events)):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"no audio came through: {''.join(lines)[-800:]}")
+                time.sleep(0.05)
+            time.sleep(0.5)
+            bare_before = bare.samples / bare.rate
+            load = b.MachineLoad().start()
+            sampler.sample()
+            cpu0, t0 = sampler.last_cpu_s, time.monotonic()
+            setup0 = b.own_cpu_s() + (b.proc_cpu_s(pulse.proc.pid) or 0.0)
+            play_start = time.monotonic()
+            subprocess.run(["paplay", f"--device={sink}", str(wav)], env=pulse.env, check=True,
+                           timeout=play_s + 60)
+            played = time.monotonic()
+            sampler.sample()
+            cpu1, t1 = sampler.last_cpu_s, time.monotonic()
+            setup = b.own_cpu_s() + (b.proc_cpu_s(pulse.proc.pid) or 0.0) - setup0
+            load.stop(cpu1 - cpu0 + setup)
+            # let the last utterances reach the transcriber and come back (at most 20 s), then stop
+            quiet_since = None
+            while time.monotonic() - played < 20:
+                health = [e for _, e in list(tail.events) if e["type"] == "health"]
+                idle = health and health[-1]["t"] > 0 and health[-1]["asr_queue"] == 0
+                quiet_since = (quiet_since or time.monotonic()) if idle else None
+                if quiet_since and time.monotonic() - quiet_since > 1.5 and time.monotonic() - played > 2:
+                    break
+                time.sleep(0.1)
+            bare.close()
+            proc.send_signal(signal.SIGINT)
+            proc.wait(120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            sampler.stop()
+            tail.stop()
+        if proc.returncode != 0:
+            raise SystemExit(f"live exited {proc.returncode}: {''.join(lines)[-800:]}")
 
     arrivals = tail.events
     events = [e for _, e in arrivals]
@@ -320,6 +317,48 @@ def main(argv: list[str]) -> int:
     if load.loaded:
         print("\nmeasured UNDER LOAD: other processes used "
               f"{load.others_cores:.2f} of {os.cpu_count()} cores during playback")
+    return {"sig95": sig95, "tr95": tr95, "bare95": bare95, "cpu_play": cpu_play}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a 60 s excerpt instead of the whole session")
+    ap.add_argument("--session", default="demo_session", help="sample_audio session to play (default demo_session)")
+    ap.add_argument("--start", type=float, help="excerpt start in s (default 0, --quick 35)")
+    ap.add_argument("--length", type=float, help="excerpt length in s (default: to the end, --quick 60)")
+    ap.add_argument("--detail", action="store_true", help="print every final transcript's latency")
+    ap.add_argument("--devices", choices=("one", "two", "both"), default="both",
+                    help="one capture device (stereo), two (microphone + call audio), or both runs (default)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a setting for the live process (TOML value, e.g. transcriber.beam_size=5); repeatable")
+    args = ap.parse_args(argv)
+    start_s = args.start if args.start is not None else (35.0 if args.quick else 0.0)
+    length_s = args.length if args.length is not None else (60.0 if args.quick else None)
+    turns, play_s = load_truth(args.session, start_s, length_s)
+    print(b.machine_line())
+
+    with tempfile.TemporaryDirectory(prefix="sm-live-") as tmp_name:
+        tmp = Path(tmp_name)
+        wav = tmp / "play.wav"
+        write_excerpt(args.session, start_s, play_s, wav)
+        print(f"playing {args.session} {start_s:.1f}-{start_s + play_s:.1f} s ({play_s:.0f} s, {len(turns)} turns)")
+        modes = ["one", "two"] if args.devices == "both" else [args.devices]
+        results = {}
+        for mode in modes:
+            print(f"\n== {'one capture device (stereo)' if mode == 'one' else 'two devices (microphone + call audio)'}")
+            results[mode] = run_mode(mode, args, tmp, wav, turns, play_s)
+    if len(results) == 2:
+        print("\n== one device beside two devices")
+        rows = [[name, results["one"][key], results["two"][key], target, b.verdict(results["two"][key], limit,
+                                                                                 at_most=True)]
+                for name, key, target, limit in (
+                    ("signal behind audio p95, s", "sig95", f"<= {TARGET_SIGNAL_P95_S}", TARGET_SIGNAL_P95_S),
+                    ("transcript after utterance end p95, s", "tr95", f"<= {TARGET_TRANSCRIPT_P95_S}",
+                     TARGET_TRANSCRIPT_P95_S))]
+        rows += [["bare capture block behind audio p95, s", results["one"]["bare95"], results["two"]["bare95"], "", ""],
+                 ["CPU of the live process during playback, cores", results["one"]["cpu_play"],
+                  results["two"]["cpu_play"], "", ""]]
+        print(b.table(["figure", "one device", "two devices", "target", "verdict (two)"], rows))
     return 0
 
 

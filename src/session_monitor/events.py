@@ -240,6 +240,7 @@ class Health(Event):
     (``clipping``, ``too_quiet``, ``dead_channel``, ``level_jump``, ``dual_mono``), the
     ``channel`` (0-based; None for the whole input) and its ``speaker``, a plain
     ``hint`` saying what to do, ``cleared`` when it is over.
+    A lost device of two: ``audio_ok`` is that channel's, ``channel``/``speaker`` name it.
     """
 
     type: ClassVar[str] = "health"

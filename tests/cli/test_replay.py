@@ -176,6 +176,7 @@ class _BreaksAfter:
     """A source whose decoding fails after ``n`` blocks (a file damaged half-way)."""
 
     name, channels, overflows, audio_ok, message, live, clipped_fraction = "broken.wav", 1, 0, True, "", False, 0.0
+    channel_ok = (True,)
 
     def __init__(self, n: int) -> None:
         self.n = n

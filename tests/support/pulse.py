@@ -22,6 +22,7 @@ class PulseServer:
         self.socket = folder / "native"
         self.sink = "sm_test"
         self.module: str | None = None
+        self.modules: dict[str, str] = {}  # sink name -> module index, for sinks beyond the first
         self.env = dict(os.environ, PULSE_SERVER=f"unix:{self.socket}", PULSE_SOURCE=f"{self.sink}.monitor")
         self.env.pop("PULSE_SINK", None)
         self.log = open(folder / "pulseaudio.log", "w")
@@ -51,15 +52,42 @@ class PulseServer:
         self.module = self.pactl("load-module", "module-null-sink", f"sink_name={self.sink}", "rate=48000",
                                  "channels=2")
 
-    def remove_sink(self) -> None:
+    def remove_sink(self, name: str | None = None) -> None:
+        """Unload the first null sink, or the sink ``name``: its monitor source vanishes with it."""
+        if name is not None:
+            module = self.modules.pop(name, None)
+            if module is not None:
+                self.pactl("unload-module", module, check=False)
+            return
         if self.module is not None:
             self.pactl("unload-module", self.module, check=False)
             self.module = None
 
-    def play(self, wav: Path) -> None:
+    def add_null_sink(self, name: str, *, channel_map: str) -> str:
+        """A second (third...) null sink, mono on ``channel_map`` (e.g. ``front-right``); its monitor is
+        the capture source ``NAME.monitor``."""
+        self.modules[name] = self.pactl("load-module", "module-null-sink", f"sink_name={name}", "rate=48000",
+                                        "channels=1", f"channel_map={channel_map}",
+                                        f"sink_properties=device.description={name}")
+        return f"{name}.monitor"
+
+    def add_call_pair(self) -> tuple[str, str]:
+        """Two separate null sinks, ``sm_mic`` and ``sm_call`` (the therapist's microphone and the call
+        audio of a telehealth session), and a stereo sink ``sm_pair`` feeding its left channel to the
+        first and its right to the second at the same moment (PulseAudio's combine sink keeps the two in
+        step). Returns the two monitor sources, in channel order."""
+        mic = self.add_null_sink("sm_mic", channel_map="front-left")
+        call = self.add_null_sink("sm_call", channel_map="front-right")
+        self.modules["sm_pair"] = self.pactl("load-module", "module-combine-sink", "sink_name=sm_pair",
+                                             "slaves=sm_mic,sm_call", "channels=2",
+                                             "channel_map=front-left,front-right")
+        return mic, call
+
+    def play(self, wav: Path, *, sink: str | None = None) -> None:
         import subprocess
 
-        subprocess.run(["paplay", f"--device={self.sink}", str(wav)], env=self.env, check=True, timeout=60)
+        subprocess.run(["paplay", f"--device={sink or self.sink}", str(wav)], env=self.env, check=True,
+                       timeout=600)
 
     def close(self) -> None:
         self.proc.terminate()

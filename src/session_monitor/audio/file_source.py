@@ -108,6 +108,10 @@ class FileSource:
                                  "re-export it from the recorder")
 
     @property
+    def channel_ok(self) -> tuple[bool, ...]:
+        return (self.audio_ok,) * self.channels
+
+    @property
     def clipped_fraction(self) -> float:
         return self.clipped / max(1, self.samples_read)
 

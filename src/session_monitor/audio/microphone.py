@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
+from session_monitor.audio.pulse_sources import PREFIX, find_pulse_device, source_env
 from session_monitor.errors import DeviceError
 
 __all__ = ["MicrophoneSource", "list_devices", "find_device", "LOST_AFTER_S"]
@@ -57,14 +58,24 @@ def list_devices() -> list[dict[str, Any]]:
 def _available(devices: list[dict[str, Any]]) -> str:
     if not devices:
         return "available: none (connect a microphone or start PulseAudio; `session-monitor devices` lists them)"
-    return "available: " + "; ".join(f"{d['index']}: {d['name']}" for d in devices)
+    from session_monitor.audio.pulse_sources import list_sources
+
+    names = [f"{d['index']}: {d['name']}" for d in devices]
+    if any(d["name"] == "pulse" for d in devices):
+        names += [s.device for s in list_sources()]
+    return "available: " + "; ".join(names)
 
 
 def find_device(spec: str | int | None) -> dict[str, Any]:
-    """A capture device by index, exact name, or unique part of its name (None: default)."""
+    """A capture device by index, exact name, or unique part of its name (None: default).
+
+    ``pulse:NAME`` is a PulseAudio/PipeWire source (see :mod:`session_monitor.audio.pulse_sources`).
+    """
     import sounddevice as sd
 
     devices = list_devices()
+    if isinstance(spec, str) and spec.startswith(PREFIX):
+        return find_pulse_device(spec, devices)
     if spec is None or spec == "":
         try:
             index = sd.default.device[0]
@@ -144,6 +155,10 @@ class MicrophoneSource:
             self.dropped_samples += frames
 
     @property
+    def channel_ok(self) -> tuple[bool, ...]:
+        return (self.audio_ok,) * self.channels
+
+    @property
     def clipped_fraction(self) -> float:
         return self.clipped / max(1, self.samples_read)
 
@@ -152,13 +167,14 @@ class MicrophoneSource:
         import sounddevice as sd
 
         try:
-            sd.check_input_settings(device=self.device["index"], channels=self.channels, samplerate=self.rate,
-                                    dtype="float32")
-            stream = sd.InputStream(
-                device=self.device["index"], channels=self.channels, samplerate=self.rate, dtype="float32",
-                blocksize=self.capture_block, callback=self._callback,
-            )
-            stream.start()
+            with source_env(self.device.get("pulse_source")):
+                sd.check_input_settings(device=self.device["index"], channels=self.channels, samplerate=self.rate,
+                                        dtype="float32")
+                stream = sd.InputStream(
+                    device=self.device["index"], channels=self.channels, samplerate=self.rate, dtype="float32",
+                    blocksize=self.capture_block, callback=self._callback,
+                )
+                stream.start()
         except Exception as exc:
             raise DeviceError(
                 f"cannot capture from {self.device['name']!r} at {self.rate} Hz ({str(exc).splitlines()[0][:120]}); "

@@ -3,8 +3,9 @@
 A source yields blocks of shape ``(channels, n)``, float32 at
 :data:`~session_monitor.audio.frames.SAMPLE_RATE`, in order and without gaps: the
 session clock is counted from their samples. :class:`~session_monitor.audio.file_source.FileSource`
-(a recording) and :class:`~session_monitor.audio.microphone.MicrophoneSource` (a
-capture device) implement it; a test may pass any object that does.
+(a recording), :class:`~session_monitor.audio.microphone.MicrophoneSource` (a
+capture device) and :class:`~session_monitor.audio.two_devices.TwoDeviceSource` (two, on
+one clock) implement it; a test may pass any object that does.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class AudioSource(Protocol):
         Blocks the source had to drop so far (capture overflow); 0 for a file.
     audio_ok : bool
         False while the device is lost (the blocks are then silence, to keep the clock).
+    channel_ok : tuple[bool, ...]
+        Per channel: False while that channel's device is lost (two devices, one channel
+        each, lose one at a time); for one device every entry is ``audio_ok``.
     message : str
         A plain sentence on the source's state when it is not ok, else ``""``.
     clipped_fraction : float
@@ -45,6 +49,7 @@ class AudioSource(Protocol):
     live: bool
     overflows: int
     audio_ok: bool
+    channel_ok: tuple[bool, ...]
     message: str
 
     @property
@@ -69,6 +74,7 @@ class LimitedSource:
     live = property(lambda self: self._source.live)
     overflows = property(lambda self: self._source.overflows)
     audio_ok = property(lambda self: self._source.audio_ok)
+    channel_ok = property(lambda self: self._source.channel_ok)
     message = property(lambda self: self._source.message)
     clipped_fraction = property(lambda self: self._source.clipped_fraction)
 

@@ -1,4 +1,4 @@
-"""``session-monitor devices``: the capture devices, with channels and rates."""
+"""``session-monitor devices``: the capture devices, with channels and rates, and the call-audio sources."""
 
 from __future__ import annotations
 
@@ -16,15 +16,29 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from session_monitor.audio.microphone import list_devices
+    from session_monitor.audio.pulse_sources import list_sources
 
     devices = list_devices()
+    sources = list_sources()
     if args.json:
-        print(json.dumps(devices, indent=2))
+        print(json.dumps(devices + [dataclasses.asdict(s) | {"device": s.device} for s in sources], indent=2))
         return 0
-    if not devices:
+    if not devices and not sources:
         print("no capture devices found", file=sys.stderr)
         return 0
     for d in devices:
         print(f"{d['index']:3d}  {d['name']}  ({d['channels']} ch, {d['default_rate']:.0f} Hz, {d['hostapi']})")
+    calls = [s for s in sources if s.monitor]
+    if calls:
+        print("call audio (what an output device plays; for a telehealth call, the call app's output):")
+        for s in calls:
+            print(f"     {s.device}  ({s.description}, {s.channels} ch, {s.rate_hz} Hz)")
+    mics = [s for s in sources if not s.monitor]
+    if mics:
+        print("PulseAudio/PipeWire inputs:")
+        for s in mics:
+            print(f"     {s.device}  ({s.description}, {s.channels} ch, {s.rate_hz} Hz)")
     return 0

@@ -50,8 +50,11 @@ def add_parsers(sub: Any) -> None:
                         "deterministic)")
     _common(replay)
 
-    live = sub.add_parser("live", help="monitor a live session from a capture device")
-    live.add_argument("--device", help="capture device: index or (part of) its name; see 'devices'")
+    live = sub.add_parser("live", help="monitor a live session from a capture device, or two")
+    live.add_argument("--device", action="append", metavar="D",
+                      help="capture device: index, (part of) its name, or pulse:SOURCE; see 'devices'. Twice "
+                           "for a telehealth call: the therapist's microphone, then the call audio (one channel "
+                           "each, in --roles order)")
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
     live.add_argument("--consent", metavar="TEXT|FILE", help="consent record (required): a TOML/JSON file with "
                       "who, when and [covers] monitoring/transcript/audio = true/false, or a text such as "
@@ -70,12 +73,12 @@ def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str) 
 
 
 def _run(args: argparse.Namespace, settings: Any, source: Any, roles: list[str], *,
-         deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
+         deterministic: bool, total_s: float | None, meta: dict[str, Any], call_audio: bool = False) -> int:
     from session_monitor.session.ending import EndRequest
 
     with EndRequest(say=_say) as end:  # from here on no signal raises into the program
         return _run_ended_by(end, args, settings, source, roles, deterministic=deterministic, total_s=total_s,
-                             meta=meta)
+                             meta=meta, call_audio=call_audio)
 
 
 def _say(line: str) -> None:
@@ -83,10 +86,12 @@ def _say(line: str) -> None:
 
 
 def _run_ended_by(end: Any, args: argparse.Namespace, settings: Any, source: Any, roles: list[str], *,
-                  deterministic: bool, total_s: float | None, meta: dict[str, Any]) -> int:
+                  deterministic: bool, total_s: float | None, meta: dict[str, Any],
+                  call_audio: bool = False) -> int:
     from session_monitor.session.runner import SessionRun
 
-    run = SessionRun(settings, source, roles, meta=meta, deterministic=deterministic, use_asr=not args.no_asr)
+    run = SessionRun(settings, source, roles, meta=meta, deterministic=deterministic, use_asr=not args.no_asr,
+                     call_audio=call_audio)
     annotations = DashboardAnnotations()
     dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
     try:
@@ -180,16 +185,32 @@ def cmd_live(args: argparse.Namespace) -> int:
                          "or set session.store_audio = false")
     if args.duration is not None and not args.duration > 0:
         raise InputError(f"--duration {args.duration} must be above 0 seconds")
-    device = find_device(args.device)
-    if args.roles:
-        channels = len(args.roles.split(","))
-    else:
-        channels = 2 if device["channels"] >= 2 else 1
-    roles = parse_roles(args.roles, channels, settings.roles)
+    specs = args.device or [None]
+    if len(specs) > 2:
+        raise InputError(f"--device given {len(specs)} times; give one device, or two (microphone, call audio)")
     a = settings.audio
-    source: Any = MicrophoneSource(device["index"], channels=channels, capture_rate=a.capture_rate,
-                                   block_ms=a.block_ms, capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
+    source: Any
+    if len(specs) == 2:
+        from session_monitor.audio.two_devices import TwoDeviceSource
+
+        roles = parse_roles(args.roles, 2, settings.roles)
+        source = TwoDeviceSource(specs, capture_rate=a.capture_rate, block_ms=a.block_ms,
+                                 capture_block_ms=a.capture_block_ms, queue_s=a.queue_s,
+                                 alignment=settings.two_devices)
+        device: Any = source.devices
+    else:
+        device = find_device(specs[0])
+        if args.roles:
+            channels = len(args.roles.split(","))
+        else:
+            channels = 2 if device["channels"] >= 2 else 1
+        roles = parse_roles(args.roles, channels, settings.roles)
+        source = MicrophoneSource(device["index"] if "pulse_source" not in device else device["name"],
+                                  channels=channels, capture_rate=a.capture_rate, block_ms=a.block_ms,
+                                  capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
     if args.duration is not None:
         source = LimitedSource(source, args.duration)
-    meta = {"mode": "live", "source": f"device:{device['name']}", "device": device, "consent": consent}
-    return _run(args, settings, source, roles, deterministic=False, total_s=None, meta=meta)
+    name = source.name if len(specs) == 2 else f"device:{device['name']}"
+    meta = {"mode": "live", "source": name, "device": device, "consent": consent}
+    return _run(args, settings, source, roles, deterministic=False, total_s=None, meta=meta,
+                call_audio=len(specs) == 2)

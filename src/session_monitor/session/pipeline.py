@@ -38,13 +38,13 @@ from session_monitor.session.stages import Analyzer, RunStats
 from session_monitor.session.transcript_feed import TranscriptFeed, TranscriptSlot, to_transcript
 from session_monitor.settings import ProsodySettings, Settings, SpeechActivitySettings, TranscriberSettings
 from session_monitor.speakers.attribution import MonoAttribution, RoleProsody
-from session_monitor.speakers.enrollment import voice_profile_path
-from session_monitor.speakers.stage import build_attribution
+from session_monitor.speakers.stage import attribution_for
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
+from session_monitor.speech.call_echo import CallEchoDetector
 from session_monitor.speech.transcriber import TranscriptionResult, TranscriptionWorker
 from session_monitor.speech.turns import TurnTracker
 
-__all__ = ["AnalyzerTick", "Pipeline", "attribution_for"]
+__all__ = ["AnalyzerTick", "Pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class Pipeline:
     attribution : the speaker attribution of a mono input (``build_attribution``), else None
     input_checks : input health, bleed and dual mono (``InputChecks``); None checks nothing
     dual_mono_attribution : the attribution used if two channels turn out to carry one signal
+    call_echo : for a telehealth input (microphone, call audio): the echo of the therapist's voice
+        in the call audio is turned down before the speech stages (speech/call_echo.py)
     worker : transcription worker, or None for prosody only
     analyzers : stages over the event stream
     deterministic : order transcripts by utterance close time (``--speed max``)
@@ -90,6 +92,7 @@ class Pipeline:
         attribution: MonoAttribution | None = None,
         input_checks: InputChecks | None = None,
         dual_mono_attribution: MonoAttribution | None = None,
+        call_echo: CallEchoDetector | None = None,
         worker: TranscriptionWorker | None = None,
         analyzers: Sequence[Analyzer] = (),
         deterministic: bool = False,
@@ -110,6 +113,7 @@ class Pipeline:
         self._dual_mono_attribution = dual_mono_attribution
         self._sections = (speech_activity, prosody, transcriber)
         self._downmix = False  # dual mono: both channels analysed as one microphone
+        self.call_echo = call_echo
         self.vads = [SpeechActivity(speech_activity, channel=c, speaker=r) for c, r in enumerate(self.roles)]
         self.prosody = [ProsodyTracker(prosody, speaker=r) for r in self.roles]
         # speaker attribution (mono input labelled "unknown"): relabels the VAD's events and
@@ -128,6 +132,7 @@ class Pipeline:
         self._inbox_lock = threading.Lock()
         self.position = 0  # samples processed per channel
         self._audio_ok = True
+        self._channel_ok = (True,) * len(self.roles)
         self._lost_since: float | None = None
         self.stats = RunStats()
 
@@ -252,7 +257,9 @@ class Pipeline:
         start = self.position
         n = block.shape[1]
         if self.audio_sink is not None:
-            self.audio_sink(block)
+            self.audio_sink(block)  # what was captured, echo and all
+        if self.call_echo is not None:
+            block = self.call_echo.gate(block)
         own = None  # two channels: where each carries its own speaker (not the other's bleed)
         if self.checks is not None:
             own, health = self.checks.process(block, (start + n) / SAMPLE_RATE)
@@ -290,12 +297,22 @@ class Pipeline:
         self._push(t, _TICK)
 
     def _watch_audio(self, t: float) -> None:
-        """Health at once when capture is lost or back; no response gap spans lost audio."""
+        """Health at once when capture is lost or back; no response gap spans lost audio.
+
+        One device of two lost or back: a health event naming that channel and its speaker.
+        """
+        channels = tuple(self.source.channel_ok)
+        if channels != self._channel_ok and (len(set(channels)) > 1 or len(set(self._channel_ok)) > 1):
+            for c, (now_ok, was_ok) in enumerate(zip(channels, self._channel_ok)):
+                if now_ok != was_ok:
+                    self._push(t, self._health(t, channel=c))
+        self._channel_ok = channels
         ok = self.source.audio_ok
         if ok == self._audio_ok:
             return
         self._audio_ok = ok
-        self._next_health = 0.0
+        if len(set(channels)) == 1:
+            self._next_health = 0.0
         if not ok:
             self._lost_since = t
         elif self._lost_since is not None:
@@ -345,7 +362,7 @@ class Pipeline:
             else:
                 self._push_results([item], t)
 
-    def _health(self, t: float) -> Health:
+    def _health(self, t: float, *, channel: int | None = None) -> Health:
         w = self.worker
         lag = None
         if w is not None and not self.deterministic:
@@ -354,8 +371,10 @@ class Pipeline:
         return Health(
             t=t, overflows=self.source.overflows, asr_queue=w.pending if w else 0,
             asr_skipped=w.skipped if w else 0, asr_errors=w.errors if w else 0,
-            asr_restarts=w.restarts if w else 0, asr_lag_s=lag, audio_ok=self.source.audio_ok,
-            message=self.source.message, rtf=self.stats.rtf or None,
+            asr_restarts=w.restarts if w else 0, asr_lag_s=lag,
+            audio_ok=self.source.audio_ok if channel is None else self.source.channel_ok[channel],
+            message=self.source.message, rtf=self.stats.rtf or None, channel=channel,
+            speaker=None if channel is None else self.roles[channel],
         )
 
     # -- ordered output -------------------------------------------------------------------------------------
@@ -397,9 +416,3 @@ class Pipeline:
                 self.stats.events += 1
                 self.bus.publish(derived)
 
-
-def attribution_for(settings: Settings, roles: list[str]) -> MonoAttribution | None:
-    """The attribution stage of ``roles`` with its sections and the enrolled voice, if any."""
-    mono = roles == ["unknown"] and settings.attribution.enabled
-    return build_attribution(settings.attribution, settings.speech_activity, roles,
-                             voice_profile=voice_profile_path(settings) if mono else None)

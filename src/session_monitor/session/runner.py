@@ -34,11 +34,13 @@ from session_monitor.session.bus import EventBus
 from session_monitor.session.consent import covers
 from session_monitor.session.folder import SessionClaim
 from session_monitor.session.input_checks import InputChecks
-from session_monitor.session.pipeline import Pipeline, attribution_for
+from session_monitor.session.pipeline import Pipeline
 from session_monitor.session.stages import RunStats
 from session_monitor.session.store import SessionStore, new_session_dir, prepare_session_dir
 from session_monitor.settings import Settings
+from session_monitor.speakers.stage import attribution_for
 from session_monitor.speech.asr_backend import AsrBackend, WhisperBackend, resolve_model
+from session_monitor.speech.call_echo import CallEchoDetector
 from session_monitor.speech.transcriber import TranscriptionWorker
 
 __all__ = ["SessionRun", "input_warnings", "versions"]
@@ -89,7 +91,8 @@ class SessionRun:
     """
 
     def __init__(self, settings: Settings, source: AudioSource, roles: Sequence[str], *, meta: dict[str, Any],
-                 deterministic: bool, use_asr: bool = True, backend: AsrBackend | None = None) -> None:
+                 deterministic: bool, use_asr: bool = True, backend: AsrBackend | None = None,
+                 call_audio: bool = False) -> None:
         self.settings = settings
         self.source = source
         self.roles = list(roles)
@@ -102,6 +105,7 @@ class SessionRun:
         # two channels that turn out to carry one signal (dual mono) are one microphone with attribution
         self.dual_mono_attribution = attribution_for(settings, ["unknown"]) if len(self.roles) == 2 else None
         self._backend = backend
+        self.call_audio = call_audio  # channel 1 is a call's audio, channel 0 its microphone
         self.folder: Path | None = None
         self.claimed: SessionClaim | None = None
         self._lines_reported: int | None = None
@@ -161,13 +165,19 @@ class SessionRun:
                                  dual_mono_attribution=self.dual_mono_attribution,
                                  worker=worker,
                                  deterministic=self.deterministic, analyzers=self.analyzers,
-                                 on_progress=on_progress)
+                                 on_progress=on_progress, call_echo=self._call_echo())
         if s.session.store_audio and covers(self.meta.get("consent"), "audio"):
             from session_monitor.audio.recorder import AudioRecorder
 
             self._audio_sink = AudioRecorder(self.folder, len(self.roles))
             self.pipeline.audio_sink = self._audio_sink
         return self.pipeline
+
+    def _call_echo(self) -> CallEchoDetector | None:
+        s = self.settings
+        if not (self.call_audio and s.call_echo.enabled and len(self.roles) == 2):
+            return None
+        return CallEchoDetector(s.bleed, s.call_echo)
 
     def open_source(self) -> None:
         """Start a capture device (a file needs nothing); raises DeviceError if it cannot."""

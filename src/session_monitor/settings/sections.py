@@ -25,6 +25,8 @@ __all__ = [
     "BatchSettings",
     "BleedSettings",
     "InputHealthSettings",
+    "TwoDeviceSettings",
+    "CallEchoSettings",
     "ClinicianProfile",
     "NOT_SECTIONS",
     "rng",
@@ -267,6 +269,34 @@ class InputHealthSettings:
 
 
 @dataclass(frozen=True)
+class TwoDeviceSettings:
+    """Two capture devices on one session clock (audio/stream_clock.py, audio/two_devices.py)."""
+
+    settle_s: float = rng(0, 600)
+    clock_memory_s: float = rng(10, 36000)
+    envelope_s: float = rng(1, 600)
+    envelope_percentile: float = rng(0, 50)
+    drift_prior_ppm: float = rng(1, 10000)
+    max_drift_ppm: float = rng(10, 50000)
+    slew_time_s: float = rng(0.1, 60)
+    realign_s: float = rng(0.005, 10)
+    stall_s: float = rng(0.2, 30)
+    max_buffer_s: float = rng(2, 120)
+
+
+@dataclass(frozen=True)
+class CallEchoSettings:
+    """The therapist's voice echoed back in a call's audio (speech/call_echo.py)."""
+
+    enabled: bool = rng()
+    max_delay_ms: float = rng(0, 2000)
+    window_s: float = rng(1, 30)
+    update_s: float = rng(0.1, 30)
+    min_peak: float = rng(0, 1)
+    attenuation_db: float = rng(0, 120)
+
+
+@dataclass(frozen=True)
 class ClinicianProfile:
     """The clinician profile a settings tree was loaded with (recorded in session.json)."""
 
@@ -294,6 +324,8 @@ class Settings:
     batch: BatchSettings
     bleed: BleedSettings
     input_health: InputHealthSettings
+    two_devices: TwoDeviceSettings
+    call_echo: CallEchoSettings
     sources: tuple[str, ...] = ()
     digest: str = ""
     clinician: ClinicianProfile | None = None

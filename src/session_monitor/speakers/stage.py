@@ -6,15 +6,15 @@ import logging
 from pathlib import Path
 
 from session_monitor.errors import ConfigError
-from session_monitor.settings.sections import AttributionSettings, SpeechActivitySettings
+from session_monitor.settings.sections import AttributionSettings, Settings, SpeechActivitySettings
 from session_monitor.speakers.attribution import MonoAttribution
 from session_monitor.speakers.clustering import TwoSpeakers
 from session_monitor.speakers.embedding_attribution import EmbeddingAttribution
 from session_monitor.speakers.encoder import load_encoder
-from session_monitor.speakers.enrollment import load_voice_profile
+from session_monitor.speakers.enrollment import load_voice_profile, voice_profile_path
 from session_monitor.speakers.voices import TwoVoices
 
-__all__ = ["build_attribution"]
+__all__ = ["attribution_for", "build_attribution"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +48,10 @@ def build_attribution(attribution: AttributionSettings, speech_activity: SpeechA
     else:
         speakers = TwoSpeakers()
     return MonoAttribution(attribution, floor_db=floor_db, speakers=speakers)
+
+
+def attribution_for(settings: Settings, roles: list[str]) -> MonoAttribution | None:
+    """The attribution stage of ``roles`` with its sections and the enrolled voice, if any."""
+    mono = roles == ["unknown"] and settings.attribution.enabled
+    return build_attribution(settings.attribution, settings.speech_activity, roles,
+                             voice_profile=voice_profile_path(settings) if mono else None)
