@@ -263,8 +263,8 @@ class Pipeline:
         own = None  # two channels: where each carries its own speaker (not the other's bleed)
         if self.checks is not None:
             own, health = self.checks.process(block, (start + n) / SAMPLE_RATE)
-            for ev in health:
-                self._push(ev.t, ev)
+            for ev in health:  # an input problem says whether the device delivers, as every health event does
+                self._push(ev.t, replace(ev, audio_ok=self.source.audio_ok))
         if self._downmix:
             block = block.mean(axis=0, keepdims=True)
         out: list[Any] = []
