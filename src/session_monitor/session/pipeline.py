@@ -264,7 +264,9 @@ class Pipeline:
         if self.checks is not None:
             own, health = self.checks.process(block, (start + n) / SAMPLE_RATE)
             for ev in health:  # an input problem says whether the device delivers, as every health event does
-                self._push(ev.t, replace(ev, audio_ok=self.source.audio_ok))
+                ok = self.source.channel_ok
+                self._push(ev.t, replace(ev, audio_ok=ok[ev.channel] if ev.channel is not None and ev.channel < len(ok)
+                                         else self.source.audio_ok))
         if self._downmix:
             block = block.mean(axis=0, keepdims=True)
         out: list[Any] = []
