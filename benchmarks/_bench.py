@@ -28,7 +28,7 @@ SAMPLE_AUDIO = ROOT / "sample_audio"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DEMO_SESSIONS = ("demo_session", "withdrawal_only", "confrontation_repair", "calm_reflective",
                  "heldout_mixed", "heldout_calm")
-CONSENT = "A. Patient and B. Therapist consented to monitoring and transcript on 2026-11-26"
+CONSENT = "A. Patient and B. Therapist consented to monitoring on 2026-11-26"
 _TICK_S = os.sysconf("SC_CLK_TCK")
 
 

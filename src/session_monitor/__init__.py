@@ -2,8 +2,9 @@
 
 The package is laid out the way the data flows, one folder per stage::
 
-    errors, events, event_log, talk_time   values every stage shares (exceptions, the event types,
-                                           reading events.jsonl back, talk time over a window)
+    errors, events, event_log, quotes,     values every stage shares (exceptions, the event types,
+    talk_time                              reading events.jsonl back, quoted words in explanations,
+                                           talk time over a window)
     settings/    typed settings sections loaded and validated from TOML
     audio/       the AudioSource protocol, frames, the audio ring, microphone, file replay,
                  read-ahead, the audio recorder
@@ -22,7 +23,8 @@ The package is laid out the way the data flows, one folder per stage::
 
 What may import what (``tests/test_layout.py`` checks it from the source):
 
-- ``errors``, ``events``, ``event_log``, ``talk_time`` and ``settings`` import nothing else of the package;
+- ``errors``, ``events``, ``event_log``, ``quotes``, ``talk_time`` and ``settings`` import nothing else of
+  the package;
 - ``audio`` imports only those;
 - ``rupture`` never imports ``audio``, ``speech``, ``prosody``, ``speakers`` or ``session``;
 - the stages (``audio``, ``speech``, ``prosody``, ``speakers``, ``rupture``) never import

@@ -14,10 +14,9 @@ import soundfile as sf
 
 from support.audio import SR, espeak, noise
 from support.cli import events, normalize_words
+from support.live_run import consent_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio_device]
-
-CONSENT = "A. Patient and B. Therapist consented to monitoring and transcript on 2026-11-26"
 
 
 def test_live_capture_transcribes_and_times_speech(tmp_path, pulse):
@@ -34,7 +33,7 @@ def test_live_capture_transcribes_and_times_speech(tmp_path, pulse):
     out = tmp_path / "live"
     proc = subprocess.Popen(
         [sys.executable, "-m", "session_monitor", "live", "--device", "pulse", "--roles", "therapist,patient",
-         "--duration", "12", "--session-dir", str(out), "--no-view", "--consent", CONSENT],
+         "--duration", "12", "--session-dir", str(out), "--no-view", "--consent", consent_file(tmp_path)],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=pulse.env,
     )
     ready = threading.Event()

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from support.audio import SAMPLE_AUDIO
 from support.cli import events, word_error_rate
-from support.live_run import CONSENT, LiveRun
+from support.live_run import CONSENT, LiveRun, consent_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio_device]
 
@@ -64,7 +64,7 @@ def test_two_devices_give_what_the_stereo_file_gives(pulse, replayed, tmp_path):
     out = tmp_path / "live"
     run = LiveRun("--device", f"pulse:{mic}", "--device", f"pulse:{call}", "--roles", "therapist,patient",
                   "--duration", str(len(stereo) / rate + 8), "--session-dir", str(out), "--no-view",
-                  "--consent", CONSENT, env=pulse.env)
+                  "--consent", consent_file(tmp_path), env=pulse.env)
     run.wait_ready()
     time.sleep(1.0)
     pulse.play(wav, sink="sm_pair")

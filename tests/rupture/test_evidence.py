@@ -25,7 +25,7 @@ def test_long_latency_then_quiet_minimal_reply_is_withdrawal_and_alerts():
     out = run(conv)
     latency = markers(out, "minimal_response")
     assert any(m.cue == "timing" and m.explanation == "3.8 s silence after your question" for m in latency)
-    assert any(m.cue == "lexical" and "short answer 'I don't know.'" in m.explanation for m in latency)
+    assert any(m.cue == "lexical" and "short answer \u2018I don't know.\u2019" in m.explanation for m in latency)
     lowered = markers(out, "lowered_voice")[0]
     assert lowered.kind == "withdrawal" and "8 dB quieter" in lowered.explanation
     on = [a for a in alerts(out) if a.state == "on"]
@@ -84,7 +84,7 @@ def test_raised_voice_with_complaint_and_interruption_is_confrontation():
     assert raised.kind == "confrontation" and "7 dB louder and 4 semitones higher" in raised.explanation
     assert markers(out, "interrupting_therapist")[0].explanation == "patient talked over you (1.0 s)"
     assert markers(out, "complaint_about_therapist")[0].explanation == \
-        "patient complains about you: 'You don't understand what I'm saying.'"
+        "patient complains about you: \u2018You don't understand what I'm saying.\u2019"
     on = [a for a in alerts(out) if a.state == "on"]
     assert [a.kind for a in on] == ["confrontation"]
 

@@ -28,7 +28,7 @@ def test_suggestion_then_sustain_talk_is_rejecting_intervention_with_its_quote()
     assert len(found) == 1
     m = found[0]
     assert (m.kind, m.marker) == ("confrontation", "rejecting_intervention")
-    assert "'I don't think I'm drinking that much." in m.explanation
+    assert "\u2018I don't think I'm drinking that much." in m.explanation
     assert "sustain talk (p=0." in m.explanation and "after your" in m.explanation
     assert (m.start, m.end) == (start, end)
     assert 0.32 <= m.strength <= 0.8  # 0.8 x P(sustain), P(sustain) 0.4..1

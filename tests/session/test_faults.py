@@ -16,7 +16,7 @@ import soundfile as sf
 
 from support.audio import SAMPLE_AUDIO, SR, espeak, noise
 from support.cli import events, normalize_words, run_cli
-from support.live_run import CONSENT, LiveRun
+from support.live_run import CONSENT, LiveRun, consent_file
 
 
 def phrase_wav(tmp_path, text: str, name: str) -> "os.PathLike":
@@ -52,7 +52,7 @@ def test_device_lost_mid_session_is_reported_retried_and_resumed(tmp_path, pulse
     after = phrase_wav(tmp_path, "we can talk about my mother now", "after.wav")
     out = tmp_path / "live"
     run = LiveRun("--device", "pulse", "--roles", "therapist,patient", "--duration", "24", "--session-dir",
-                  str(out), "--no-view", "--consent", CONSENT, env=pulse.env)
+                  str(out), "--no-view", "--consent", consent_file(tmp_path), env=pulse.env)
     run.wait_ready()
     time.sleep(4)
     pulse.remove_sink()

@@ -143,3 +143,31 @@ def test_live_opens_no_network_connection(tmp_path, pulse):
     assert result.returncode == 0, result.stderr
     assert log.read_text() == ""
     assert any(e["type"] == "transcript" or e["type"] == "health" for e in events(tmp_path / "s"))
+
+
+@pytest.mark.slow
+@pytest.mark.audio_device
+def test_a_consent_without_the_transcript_keeps_no_words(tmp_path, pulse):
+    """A consent text grants monitoring only: the words are heard and used, but none is stored,
+    not in transcripts, not quoted in a marker's explanation, not in the report."""
+    y = np.concatenate([noise(SR // 2), espeak("I feel like this is going nowhere"), noise(SR, seed=1)])
+    played = tmp_path / "played.wav"
+    sf.write(played, np.stack([noise(len(y), seed=2), y], axis=1), SR)  # right = patient
+    out = tmp_path / "s"
+    run = LiveRun("--device", "pulse", "--roles", "therapist,patient", "--consent", CONSENT, "--duration", "8",
+                  "--session-dir", str(out), "--no-view", env=pulse.env)
+    run.wait_ready()
+    pulse.play(played)
+    assert run.wait() == 0, run.stderr
+    assert "does not grant the transcript: no words are kept" in run.stderr
+    evs = events(out)
+    transcripts = [e for e in evs if e["type"] == "transcript"]
+    assert transcripts and all(e["text"] == "" and e["words"] == [] for e in transcripts)
+    lexical = [e for e in evs if e["type"] == "marker" and e["cue"] == "lexical"]
+    assert lexical, "the words were still used: the complaint is a marker"
+    assert all(e["explanation"].endswith(": \u2018\u2026\u2019") for e in lexical), lexical
+    for name in ("events.jsonl", "report.html", "timeline.csv"):
+        text = (out / name).read_text().lower()
+        assert "nowhere" not in text and "feel like" not in text, name
+    meta = json.loads((out / "session.json").read_text())
+    assert meta["words_kept"] is False and meta["consent"]["granted"]["transcript"] is False

@@ -5,8 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
+#: A consent text: it grants monitoring only (no words kept, no audio), whatever it says.
 CONSENT = "A. Patient and B. Therapist consented to monitoring and transcript on 2026-11-26"
+
+
+def consent_file(folder: Path, *, transcript: bool = True, audio: bool = False) -> str:
+    """A consent file in ``folder`` granting monitoring, and ``transcript``/``audio`` as given."""
+    path = folder / f"consent-{int(transcript)}{int(audio)}.toml"
+    path.write_text('who = ["patient: A. Patient", "therapist: B. Therapist"]\nwhen = 2026-11-26\n'
+                    f"[covers]\nmonitoring = true\ntranscript = {str(transcript).lower()}\n"
+                    f"audio = {str(audio).lower()}\n")
+    return str(path)
 
 
 class LiveRun:

@@ -1,6 +1,5 @@
 """What the patient and the therapist evidence share: recognised cues into ``marker`` events.
 
-- :func:`quote`: an utterance shortened for an explanation;
 - :class:`Once`: a bounded memory of what was already said about an utterance (a
   transcript can come twice: an interim pass, then the final);
 - :func:`lexical_markers`: the lexicon's hits in a transcript, each a marker quoting its sentence;
@@ -14,17 +13,10 @@ from collections import deque
 from collections.abc import Hashable, Iterable
 
 from session_monitor.events import Marker, Overlap, Transcript
+from session_monitor.quotes import quoted
 from session_monitor.rupture.lexicon import LexicalHit
 
-__all__ = ["InterruptionRun", "Once", "interruption_marker", "lexical_markers", "quote"]
-
-
-def quote(text: str, limit: int = 70) -> str:
-    """``text`` shortened to ``limit`` characters for an explanation (ends with an ellipsis)."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + "\u2026"
+__all__ = ["InterruptionRun", "Once", "interruption_marker", "lexical_markers"]
 
 
 def _clamp(strength: float) -> float:
@@ -60,7 +52,7 @@ def lexical_markers(tr: Transcript, hits: Iterable[LexicalHit], *, speaker: str,
         start = sent.start if sent.start is not None else tr.start
         end = sent.end if sent.end is not None else tr.end
         out.append(Marker(t=tr.t, speaker=speaker, kind=hit.kind, marker=hit.marker, strength=_clamp(hit.strength),
-                          start=start, end=max(start, end), explanation=f"{hit.explanation}: '{quote(sent.text)}'",
+                          start=start, end=max(start, end), explanation=f"{hit.explanation}: {quoted(sent.text)}",
                           cue="lexical"))
     return out
 

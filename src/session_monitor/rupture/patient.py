@@ -31,9 +31,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from session_monitor.events import Event, Gap, Marker, Overlap, Prosody, Speech, SpeechOnset, Transcript
+from session_monitor.quotes import quoted
 from session_monitor.rupture.baselines import RunningMedian, VoiceBaseline
 from session_monitor.rupture.lexicon import Lexicon, normalize
-from session_monitor.rupture.markers import InterruptionRun, Once, interruption_marker, lexical_markers, quote
+from session_monitor.rupture.markers import InterruptionRun, Once, interruption_marker, lexical_markers
 from session_monitor.rupture.therapist import Invitation, TherapistEvidence
 from session_monitor.settings.loader import EvidenceSettings
 from session_monitor.talk_time import TalkTime
@@ -262,7 +263,7 @@ class PatientEvidence:
                 entry = self.lexicon.entry("patient", "minimal_response")
                 strength = 0.5 + (0.5 * (entry.strength if entry else 0.5) if stock else 0.0)
                 out.append(self._marker(tr.t, "withdrawal", "minimal_response", strength, tr.start, tr.end,
-                                        f"short answer '{quote(tr.text, 40)}' to {inv.phrase}", "lexical"))
+                                        f"short answer {quoted(tr.text, 40)} to {inv.phrase}", "lexical"))
         return out
 
     def _close_turn(self, t: float) -> list[Marker]:

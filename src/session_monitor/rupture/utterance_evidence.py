@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from session_monitor.events import Marker, MiFigures, Transcript
+from session_monitor.quotes import quoted
 from session_monitor.rupture.utterances import Prediction, UtteranceClassifiers
 from session_monitor.settings.sections import UtteranceSettings
 
@@ -39,11 +40,6 @@ _MINIMISING = re.compile(
 
 def _clock(t: float) -> str:
     return f"{int(t // 60)}:{int(t % 60):02d}"
-
-
-def _quote(text: str, n: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1].rstrip() + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,7 @@ class UtteranceEvidence:
                        strength=min(1.0, self.s.therapist_strength * n_input / len(recent)),
                        start=recent[0].start, end=tr.end, cue="classifier",
                        explanation=(f"{n_input} of your last {len(recent)} turns gave advice or information; "
-                                    f"{since} (input p={last.probability:.2f}: '{_quote(last.text)}')"))]
+                                    f"{since} (input p={last.probability:.2f}: {quoted(last.text, 80)})"))]
 
     def _closed(self, tr: Transcript) -> list[Marker]:
         n = self.s.closed_run
@@ -144,7 +140,7 @@ class UtteranceEvidence:
         return [Marker(t=tr.t, speaker="therapist", kind="withdrawal", marker="therapist_closed_questions",
                        strength=min(1.0, self.s.therapist_strength), start=recent[0].start, end=tr.end,
                        cue="classifier",
-                       explanation=f"your last {n} turns were closed questions ('{_quote(tr.text, 50)}')")]
+                       explanation=f"your last {n} turns were closed questions ({quoted(tr.text, 50)})")]
 
     # -- patient ----------------------------------------------------------------------------------------
 
@@ -162,7 +158,7 @@ class UtteranceEvidence:
         p = pred.probabilities["sustain"]
         in_context = prev is not None and tr.start - prev.end <= self.s.context_s
         strength = min(1.0, self.s.sustain_weight * p * (1.0 if in_context else self.s.no_context_factor))
-        words = f"'{_quote(tr.text)}'"
+        words = quoted(tr.text, 80)
         if in_context and prev.behaviour == "therapist_input":
             kind, marker = "confrontation", "rejecting_intervention"
             why = f"sustain talk (p={p:.2f}) right after your {prev.subtype or 'suggestion'}"

@@ -12,7 +12,7 @@ Consent is parsed, never guessed. ``--consent`` takes either
 
       [covers]            # each an explicit yes/no
       monitoring = true   # must be true: it is what a live session does
-      transcript = true   # the transcript's words may be kept in events.jsonl
+      transcript = true   # the transcript's words may be kept (else no text, quotations as ‘…’)
       audio = false       # the session audio may be stored (audio.flac)
 
   (``covers = ["monitoring", "transcript"]``, a list of what is granted, is read the
@@ -27,7 +27,9 @@ names no file is an error, not a text: a typo never becomes a consent.
 
 The record goes into ``session.json`` with ``granted``: a yes/no for each of
 :data:`SCOPES`. Audio is stored only when the settings ask for it
-(``session.store_audio``) and the record grants ``audio``.
+(``session.store_audio``) and the record grants ``audio``; the words are kept only when
+``privacy.store_transcript`` is on and the record grants ``transcript``
+(:attr:`~session_monitor.session.runner.SessionRun.keeps_words`).
 """
 
 from __future__ import annotations

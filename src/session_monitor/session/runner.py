@@ -115,6 +115,13 @@ class SessionRun:
         self.bus = EventBus()
         self._audio_sink: Any = None
 
+    @property
+    def keeps_words(self) -> bool:
+        """Whether the transcript's words may be stored: ``privacy.store_transcript``, and where the
+        session has a consent record (``live``), its explicit grant of ``transcript``."""
+        consent = self.meta.get("consent")
+        return self.settings.privacy.store_transcript and (consent is None or covers(consent, "transcript"))
+
     def claim(self, session_dir: str | Path | None, *, force: bool = False) -> Path:
         """Create and claim the session folder (0700): ``session_dir``, or a new one under ``session.root``.
 
@@ -145,9 +152,10 @@ class SessionRun:
         Pipeline.warm_up(s.prosody)
         worker = TranscriptionWorker(backend, s.transcriber) if self.use_asr and backend is not None else None
         self.worker = worker
-        self.store = SessionStore(self.claimed or self.folder, store_transcript=s.privacy.store_transcript)
+        self.store = SessionStore(self.claimed or self.folder, store_transcript=self.keeps_words)
         self.store.start({
             **self.meta,
+            "words_kept": self.keeps_words,
             "roles": self.roles,
             "settings": {"sources": list(s.sources), "digest": s.digest, "values": s.to_dict(),
                          "clinician": dataclasses.asdict(s.clinician) if s.clinician else None},

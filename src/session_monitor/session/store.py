@@ -17,12 +17,12 @@ import errno
 import json
 import os
 import platform
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import SessionDirError
-from session_monitor.events import Event, Transcript, event_to_json
+from session_monitor.events import Event, event_to_json
+from session_monitor.quotes import without_words
 from session_monitor.schema import show
 from session_monitor.session.folder import SessionClaim, claim_session_dir, new_session_dir, open_private
 
@@ -40,7 +40,8 @@ class SessionStore:
     Parameters
     ----------
     folder : a folder this run claimed (:func:`prepare_session_dir`), or its claim
-    store_transcript : False drops words from transcript events (privacy setting)
+    store_transcript : False keeps no words: transcripts without text, explanations without
+        their quotations (:func:`~session_monitor.quotes.without_words`)
     """
 
     def __init__(self, folder: Path | SessionClaim, *, store_transcript: bool = True) -> None:
@@ -75,8 +76,8 @@ class SessionStore:
         """Append one event as a line; flushed to the OS before returning."""
         if self._closed:
             return
-        if not self.store_transcript and isinstance(event, Transcript):
-            event = replace(event, text="", words=())
+        if not self.store_transcript:
+            event = without_words(event)
         data = (event_to_json(event) + "\n").encode("utf-8")
         try:
             written = os.write(self._fd, data)
