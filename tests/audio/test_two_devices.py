@@ -199,6 +199,26 @@ def test_a_vanished_device_silences_its_channel_only(pair, tmp_path, monkeypatch
     assert abs(int(a[0]) - int(b[0])) / SR <= START_TOLERANCE_S
 
 
+def test_both_devices_gone_for_good_end_the_capture_with_one_line(pair, monkeypatch):
+    """One device gone: the other goes on (above). Both gone for ``give_up_s``: lost for good."""
+    pulse, devices = pair
+    _env(monkeypatch, pulse)
+    source = TwoDeviceSource(devices, capture_rate=SR, give_up_s=2.0)
+    blocks = source.blocks()
+    try:
+        next(blocks)
+        pulse.remove_sink("sm_mic")
+        pulse.remove_sink("sm_call")
+        t0 = time.monotonic()
+        with pytest.raises(DeviceError, match="did not come back for 2 s") as lost:
+            while time.monotonic() - t0 < 20:
+                next(blocks)
+        assert "sm_mic.monitor" in str(lost.value) and "sm_call.monitor" in str(lost.value)
+        assert 2.0 <= time.monotonic() - t0 <= 2.0 + 1.0 + 2.0  # noticed after ~1 s, then 2 s
+    finally:
+        source.close()
+
+
 def test_the_same_device_twice_is_refused(pair, monkeypatch):
     pulse, devices = pair
     _env(monkeypatch, pulse)

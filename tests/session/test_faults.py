@@ -232,3 +232,33 @@ def test_full_disk_while_writing_is_a_clear_error_and_keeps_what_was_written(tmp
     for line in lines[:-1]:
         json.loads(line)
     assert len(lines) > 100
+
+
+@pytest.mark.slow
+@pytest.mark.audio_device
+def test_a_device_lost_for_good_ends_the_session_cleanly(tmp_path, pulse):
+    """The null sink unloaded and never brought back: after audio.give_up_after_s the session
+    ends with device_lost (exit 2, one line), its events valid and its report written."""
+    cfg = tmp_path / "give_up.toml"
+    cfg.write_text("[audio]\ngive_up_after_s = 3.0\n")
+    out = tmp_path / "live"
+    run = LiveRun("--device", "pulse", "--config", str(cfg), "--duration", "60", "--no-asr", "--session-dir",
+                  str(out), "--no-view", "--consent", CONSENT, env=pulse.env)
+    run.wait_ready()
+    pulse.play(phrase_wav(tmp_path, "we can talk about my mother now", "before.wav"))
+    pulse.remove_sink()
+    t_removed = time.monotonic()
+    try:
+        code = run.wait(timeout=60)
+    finally:
+        pulse.add_sink()  # for the tests after this one
+    assert code == 2, run.stderr
+    assert time.monotonic() - t_removed < 3.0 + 1.0 + 15.0  # noticed (1 s), given up (3 s), ended
+    last = [line for line in run.stderr.splitlines() if line.strip()][-1]
+    assert "did not come back for 3 s" in last and "Traceback" not in run.stderr, run.stderr
+    meta = json.loads((out / "session.json").read_text())
+    assert meta["end_reason"] == "device_lost" and meta["complete"] is False and meta["aborted"] is False
+    evs = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]  # every line intact
+    assert [e for e in evs if e["type"] == "speech"], "the speech before the loss is kept"
+    assert any(e["type"] == "health" and not e["audio_ok"] for e in evs)
+    assert (out / "report.html").is_file()

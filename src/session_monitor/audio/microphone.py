@@ -11,7 +11,9 @@ A device that stops delivering (unplugged, its server gone) is noticed after
 ``LOST_AFTER_S`` without data: ``audio_ok`` turns False, the stream is closed and
 reopened with exponential backoff (0.5 s doubling to 8 s), and meanwhile silence
 paced by the wall clock keeps the session clock running, so the signal, the health
-events and the dashboard go on. When the device answers again, capture resumes.
+events and the dashboard go on. When the device answers again, capture resumes; when
+it has not answered for ``give_up_s``, it is lost for good: :meth:`blocks` raises
+:class:`~session_monitor.errors.DeviceError` (the session ends ``device_lost``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.audio.pulse_sources import PREFIX, find_pulse_device, source_env
 from session_monitor.errors import DeviceError
 
-__all__ = ["MicrophoneSource", "list_devices", "find_device", "LOST_AFTER_S"]
+__all__ = ["MicrophoneSource", "list_devices", "find_device", "lost_for_good", "LOST_AFTER_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,12 @@ def list_devices() -> list[dict[str, Any]]:
                 "default_rate": float(dev["default_samplerate"]), "hostapi": apis[dev["hostapi"]]["name"],
             })
     return out
+
+
+def lost_for_good(name: str, after_s: float) -> str:
+    """The one line a session ends with when a device did not come back."""
+    return (f"capture device {name!r} did not come back for {after_s:.0f} s; the session ended (its events and "
+            "report are kept): check the device, then start a new session (audio.give_up_after_s)")
 
 
 def _available(devices: list[dict[str, Any]]) -> str:
@@ -112,12 +120,13 @@ class MicrophoneSource:
     block_ms : pipeline block length at 16 kHz
     capture_block_ms : PortAudio callback block length
     queue_s : queue capacity in seconds; when full new blocks are dropped and counted
+    give_up_s : seconds a lost device is retried before it counts as lost for good (0: for ever)
     """
 
     live = True
 
     def __init__(self, device: str | int | None, *, channels: int, capture_rate: int = 0, block_ms: int = 96,
-                 capture_block_ms: int = 32, queue_s: float = 10.0) -> None:
+                 capture_block_ms: int = 32, queue_s: float = 10.0, give_up_s: float = 0.0) -> None:
         self.device = find_device(device)
         if channels > self.device["channels"]:
             raise DeviceError(
@@ -144,6 +153,8 @@ class MicrophoneSource:
         self._last_emit = 0.0
         self._attempt = 0
         self._next_retry = 0.0
+        self.give_up_s = give_up_s
+        self._lost_since = 0.0
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
@@ -196,6 +207,7 @@ class MicrophoneSource:
         self._close_stream()
         self._attempt = 0
         self._next_retry = now + _BACKOFF_S[0]
+        self._lost_since = now
 
     def _retry(self, now: float) -> None:
         try:
@@ -227,6 +239,8 @@ class MicrophoneSource:
             if self._stream is None:
                 if now >= self._next_retry:
                     self._retry(now)
+                if self._stream is None and self.give_up_s and now - self._lost_since >= self.give_up_s:
+                    raise DeviceError(lost_for_good(self.device["name"], self.give_up_s))
                 silence = self._silence_since(now)
                 if silence is not None:
                     yield silence

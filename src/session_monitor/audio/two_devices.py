@@ -15,7 +15,9 @@ silence of the same length). A device that stops delivering (unplugged, its modu
 unloaded, its server gone) is noticed after ``LOST_AFTER_S``: that channel reads as
 silence, its :attr:`TwoDeviceSource.channel_ok` turns False with a message naming
 it, and it is reopened with backoff (0.5 s doubling to 8 s) while the other channel
-goes on. When it answers again, its new stream is aligned afresh.
+goes on. When it answers again, its new stream is aligned afresh. When both have been
+gone for ``give_up_s``, :meth:`blocks` raises :class:`~session_monitor.errors.DeviceError`
+(lost for good: the session ends ``device_lost``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
-from session_monitor.audio.microphone import LOST_AFTER_S, find_device, list_devices
+from session_monitor.audio.microphone import LOST_AFTER_S, find_device, list_devices, lost_for_good
 from session_monitor.audio.pulse_sources import SourceWatch, source_env
 from session_monitor.audio.stream_clock import ClockAligner
 from session_monitor.errors import DeviceError
@@ -64,6 +66,7 @@ class _Capture:
         self.attempt = 0
         self.next_retry = 0.0
         self.lost_count = 0
+        self.lost_since = 0.0
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
@@ -119,6 +122,7 @@ class TwoDeviceSource:
     alignment : the ``[two_devices]`` section: how the two clocks are put on one
     nominal_rates : Hz each device's clock is taken to run at (None: the rates opened at). Only a test
         sets one apart from the rate opened at: a device whose clock runs fast or slow by that much.
+    give_up_s : seconds both devices may be gone before they count as lost for good (0: for ever)
     """
 
     live = True
@@ -126,7 +130,7 @@ class TwoDeviceSource:
     def __init__(self, devices: Sequence[str | int | None], *, capture_rate: int = 0, block_ms: int = 96,
                  capture_block_ms: int = 32, queue_s: float = 10.0,
                  alignment: TwoDeviceSettings | None = None,
-                 nominal_rates: Sequence[float] | None = None) -> None:
+                 nominal_rates: Sequence[float] | None = None, give_up_s: float = 0.0) -> None:
         if len(devices) != 2:
             raise DeviceError(f"two capture devices are needed, {len(devices)} given; give --device twice")
         found = [find_device(d) for d in devices]
@@ -152,6 +156,7 @@ class TwoDeviceSource:
         self._watch_sources = SourceWatch([d.get("pulse_source") for d in found])
         self._stop = threading.Event()
         self._opened = False
+        self.give_up_s = give_up_s
 
     # -- what the pipeline reads -------------------------------------------------------------
 
@@ -208,6 +213,7 @@ class TwoDeviceSource:
         capture.lost_count += 1
         capture.attempt = 0
         capture.next_retry = now + _BACKOFF_S[0]
+        capture.lost_since = now
         self.aligner.down(capture.channel)
         self._say(capture.channel, False,
                   f"audio lost on channel {capture.channel}: {capture.device['name']!r} {why}; retrying")
@@ -253,6 +259,9 @@ class TwoDeviceSource:
                 self._lose(capture, now, "stopped")
             elif now - capture.last_data > patience:
                 self._lose(capture, now, "stopped delivering")
+        gone = [c for c in self._captures if c.stream is None]
+        if self.give_up_s and len(gone) == 2 and all(now - c.lost_since >= self.give_up_s for c in gone):
+            raise DeviceError(lost_for_good(" and ".join(c.device["name"] for c in gone), self.give_up_s))
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Aligned blocks ``(2, block)`` until :meth:`stop` or :meth:`close`."""

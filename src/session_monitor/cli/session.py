@@ -199,7 +199,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         roles = parse_roles(args.roles, 2, settings.roles)
         source = TwoDeviceSource(specs, capture_rate=a.capture_rate, block_ms=a.block_ms,
                                  capture_block_ms=a.capture_block_ms, queue_s=a.queue_s,
-                                 alignment=settings.two_devices)
+                                 alignment=settings.two_devices, give_up_s=a.give_up_after_s)
         device: Any = source.devices
     else:
         device = find_device(specs[0])
@@ -210,7 +210,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         roles = parse_roles(args.roles, channels, settings.roles)
         source = MicrophoneSource(device["index"] if "pulse_source" not in device else device["name"],
                                   channels=channels, capture_rate=a.capture_rate, block_ms=a.block_ms,
-                                  capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
+                                  capture_block_ms=a.capture_block_ms, queue_s=a.queue_s,
+                                  give_up_s=a.give_up_after_s)
     if args.duration is not None:
         source = LimitedSource(source, args.duration)
     name = source.name if len(specs) == 2 else f"device:{device['name']}"

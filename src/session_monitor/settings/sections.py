@@ -47,6 +47,7 @@ class AudioSettings:
     queue_s: float = rng(1, 120)
     capture_rate: int = rng(0, 192000)
     capture_block_ms: int = rng(5, 200)
+    give_up_after_s: float = rng(0, 86400)
 
 
 @dataclass(frozen=True)
