@@ -71,6 +71,18 @@ def test_input_problems_become_health_events_naming_the_speaker():
     assert checks.summary()["problems"][0]["problem"] == "dead_channel"
 
 
+def test_an_input_problem_says_whether_its_own_channel_delivers():
+    """Two devices, the call's lost: a problem on the microphone's channel is not the lost device's."""
+    checks = InputChecks(load_settings(), ["therapist", "patient"])
+    y, _ = sf.read(SAMPLE_AUDIO / "demo_session.flac", dtype="float32", always_2d=True)
+    y = np.ascontiguousarray(y.T[:, : 30 * SR])
+    y[:, 10 * SR :] = 0.0  # both channels go quiet: the call because its device is gone
+    said = [e for i, b in enumerate(blocks_of(y))
+            for e in checks.health_events(b, (i + 1) * 1536 / SR, channel_ok=(True, i * 1536 < 10 * SR))]
+    by_speaker = {e.speaker: e.audio_ok for e in said if e.problem == "dead_channel"}
+    assert by_speaker == {"therapist": True, "patient": False}
+
+
 @pytest.mark.parametrize("down_db", [6, 12])
 def test_prosody_only_replay_under_bleed_finds_the_clean_speech(tmp_path, down_db):
     """demo_session with each microphone hearing the other speaker: no bleed speech."""

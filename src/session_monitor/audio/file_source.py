@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
+from session_monitor.audio.source import OneStream
 from session_monitor.errors import InputError
 from session_monitor.schema import show
 
@@ -44,7 +45,7 @@ def parse_speed(text: str) -> float | None:
     return value
 
 
-class FileSource:
+class FileSource(OneStream):
     """Blocks of a recorded file, shape ``(channels, n)``, float32 at 16 kHz.
 
     Parameters
@@ -106,14 +107,6 @@ class FileSource:
             if not np.all(np.isfinite(block)):
                 raise InputError(f"{self.path}: contains NaN or infinite samples; the file is damaged - "
                                  "re-export it from the recorder")
-
-    @property
-    def channel_ok(self) -> tuple[bool, ...]:
-        return (self.audio_ok,) * self.channels
-
-    @property
-    def clipped_fraction(self) -> float:
-        return self.clipped / max(1, self.samples_read)
 
     @property
     def duration_s(self) -> float | None:

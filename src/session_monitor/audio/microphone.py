@@ -29,6 +29,7 @@ import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.audio.pulse_sources import PREFIX, find_pulse_device, source_env
+from session_monitor.audio.source import OneStream
 from session_monitor.errors import DeviceError
 
 __all__ = ["MicrophoneSource", "list_devices", "find_device", "lost_for_good", "LOST_AFTER_S"]
@@ -109,7 +110,7 @@ def find_device(spec: str | int | None) -> dict[str, Any]:
     raise DeviceError(f"capture device {spec!r} not found; {_available(devices)}")
 
 
-class MicrophoneSource:
+class MicrophoneSource(OneStream):
     """Live blocks ``(channels, n)`` float32 at 16 kHz from a capture device.
 
     Parameters
@@ -164,14 +165,6 @@ class MicrophoneSource:
         except queue.Full:
             self.overflows += 1
             self.dropped_samples += frames
-
-    @property
-    def channel_ok(self) -> tuple[bool, ...]:
-        return (self.audio_ok,) * self.channels
-
-    @property
-    def clipped_fraction(self) -> float:
-        return self.clipped / max(1, self.samples_read)
 
     def open(self) -> None:
         """Start capturing; raises DeviceError with the available devices if it cannot."""

@@ -17,7 +17,25 @@ import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
 
-__all__ = ["AudioSource", "LimitedSource"]
+__all__ = ["AudioSource", "LimitedSource", "OneStream"]
+
+
+class OneStream:
+    """What a source of one stream (one file, one device) reports from its own counters:
+    every channel's state is the stream's ``audio_ok``; ``clipped`` of ``samples_read`` at full scale."""
+
+    channels: int
+    audio_ok: bool
+    clipped: int
+    samples_read: int
+
+    @property
+    def channel_ok(self) -> tuple[bool, ...]:
+        return (self.audio_ok,) * self.channels
+
+    @property
+    def clipped_fraction(self) -> float:
+        return self.clipped / max(1, self.samples_read)
 
 
 class AudioSource(Protocol):

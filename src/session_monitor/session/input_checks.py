@@ -95,27 +95,35 @@ class InputChecks:
             return None
         return self.bleed.process(block).own
 
-    def process(self, block: np.ndarray, t: float) -> tuple[np.ndarray | None, list[Health]]:
+    def process(self, block: np.ndarray, t: float, *,
+                channel_ok: tuple[bool, ...] | None = None) -> tuple[np.ndarray | None, list[Health]]:
         """One block (shape ``(channels, n)``) ending at session time ``t``: the bleed
         ownership of its chunks (see :meth:`ownership`) and its health events (see
         :meth:`health_events`), the chunk levels computed once for both."""
         if self.bleed is None or self.dual_mono:
-            return None, self.health_events(block, t)
+            return None, self.health_events(block, t, channel_ok=channel_ok)
         decided = self.bleed.process(block)
-        return decided.own, self.health_events(block, t, levels_db=decided.level_db)
+        return decided.own, self.health_events(block, t, levels_db=decided.level_db, channel_ok=channel_ok)
 
-    def health_events(self, block: np.ndarray, t: float, *, levels_db: np.ndarray | None = None) -> list[Health]:
+    def health_events(self, block: np.ndarray, t: float, *, levels_db: np.ndarray | None = None,
+                      channel_ok: tuple[bool, ...] | None = None) -> list[Health]:
         """The input problems ``block`` started or cleared, as health events at ``t`` (the
-        block's end, so they keep the stream's order); with, once, the dual-mono verdict."""
+        block's end, so they keep the stream's order); with, once, the dual-mono verdict.
+
+        ``channel_ok`` is the source's per-channel state (:attr:`AudioSource.channel_ok`):
+        each event says whether its channel's device delivers (``audio_ok``), as every
+        health event does; the whole input's is ok only when every channel is."""
+        ok = tuple(channel_ok) if channel_ok is not None else (True,) * len(self.roles)
         out = []
         if self.dual_mono and not self._said_dual_mono and t >= self.verdict.decided_at_s:
             self._said_dual_mono = True
-            out.append(Health(t=t, problem="dual_mono", hint=self.verdict.hint))
+            out.append(Health(t=t, problem="dual_mono", hint=self.verdict.hint, audio_ok=all(ok)))
         for p in self.health.process(block, levels_db=levels_db):
             if not p.cleared and len(self.seen) < _MAX_SEEN:
                 self.seen.append({"t": round(p.t, 3), "channel": p.channel, "problem": p.problem})
             out.append(Health(t=t, problem=p.problem, channel=p.channel, speaker=self.roles[p.channel],
-                              hint=p.hint, cleared=p.cleared))
+                              hint=p.hint, cleared=p.cleared,
+                              audio_ok=ok[p.channel] if p.channel is not None and p.channel < len(ok) else all(ok)))
         return out
 
     def summary(self) -> dict[str, Any]:

@@ -262,11 +262,9 @@ class Pipeline:
             block = self.call_echo.gate(block)
         own = None  # two channels: where each carries its own speaker (not the other's bleed)
         if self.checks is not None:
-            own, health = self.checks.process(block, (start + n) / SAMPLE_RATE)
-            for ev in health:  # an input problem says whether the device delivers, as every health event does
-                ok = self.source.channel_ok
-                self._push(ev.t, replace(ev, audio_ok=ok[ev.channel] if ev.channel is not None and ev.channel < len(ok)
-                                         else self.source.audio_ok))
+            own, health = self.checks.process(block, (start + n) / SAMPLE_RATE, channel_ok=self.source.channel_ok)
+            for ev in health:
+                self._push(ev.t, ev)
         if self._downmix:
             block = block.mean(axis=0, keepdims=True)
         out: list[Any] = []
