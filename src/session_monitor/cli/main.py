@@ -1,4 +1,4 @@
-"""Command line: ``session-monitor replay|live|devices|report|evaluate|tune|enroll``.
+"""Command line: ``session-monitor replay|live|devices|report|evaluate|tune|enroll|batch``.
 
 One module per command in this package, each with ``add_parser(sub)`` and its
 ``cmd_*`` function. Every command exits 0 on success and 2 on bad input with a
@@ -24,6 +24,10 @@ logger = logging.getLogger("session_monitor")
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 
+_DESCRIPTION = ("A quiet indicator of therapeutic alliance ruptures (withdrawal, confrontation) from session audio, "
+                "live or replayed, with the evidence for it. Exit codes: 0 done, 2 bad input or a session ended "
+                "on an error, 130 aborted.")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with usage errors as one line and exit code 2."""
@@ -33,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="session-monitor", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="session-monitor", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"session-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     session.add_parsers(sub)
