@@ -79,28 +79,33 @@ def _recording(tmp_path) -> str:
     return str(path)
 
 
+def _live_passes(path, settings) -> tuple[list[Transcript], list[float]]:
+    """The transcripts of a paced replay of ``path`` (the live code path, the real bundled model)
+    and the length of each Whisper pass, in the order the worker's one thread made them."""
+    backend = WhisperBackend(settings.transcriber)
+    passes: list[float] = []
+    original = backend.transcribe
+
+    def counting(audio):
+        passes.append(len(audio) / SR)
+        return original(audio)
+
+    backend.transcribe = counting
+    worker = TranscriptionWorker(backend, settings.transcriber)
+    bus = EventBus()
+    got: list[Transcript] = []
+    bus.subscribe(lambda e: got.append(e) if isinstance(e, Transcript) else None)
+    source = FileSource(path, block_ms=settings.audio.block_ms, speed=1.0)  # paced: the live code path
+    Pipeline.from_settings(settings, source, bus, roles=["therapist", "patient"], worker=worker).run()
+    return got, passes
+
+
 @pytest.mark.slow
 def test_live_path_transcribes_a_closed_utterance_once_and_gets_the_same_words(tmp_path):
     path = _recording(tmp_path)
     out = {}
     for early_final in (True, False):
-        settings = load_settings(overrides={"transcriber": {"early_final": early_final}})
-        backend = WhisperBackend(settings.transcriber)
-        passes: list[float] = []
-        original = backend.transcribe
-
-        def counting(audio, original=original, passes=passes):
-            passes.append(len(audio) / SR)  # the worker's one thread calls this
-            return original(audio)
-
-        backend.transcribe = counting
-        worker = TranscriptionWorker(backend, settings.transcriber)
-        bus = EventBus()
-        got: list[Transcript] = []
-        bus.subscribe(lambda e, got=got: got.append(e) if isinstance(e, Transcript) else None)
-        source = FileSource(path, block_ms=settings.audio.block_ms, speed=1.0)  # paced: the live code path
-        Pipeline.from_settings(settings, source, bus, roles=["therapist", "patient"], worker=worker).run()
-        out[early_final] = (got, passes)
+        out[early_final] = _live_passes(path, load_settings(overrides={"transcriber": {"early_final": early_final}}))
 
     finals = {k: [t for t in v[0] if t.final and t.speaker == "patient"] for k, v in out.items()}
     assert [t.text for t in finals[True]] == [t.text for t in finals[False]]
@@ -113,3 +118,25 @@ def test_live_path_transcribes_a_closed_utterance_once_and_gets_the_same_words(t
     assert len(out[True][1]) == 3 and len(out[False][1]) == 2, out
     assert len(interims) == 1
     assert interims[0].start == finals[True][1].start and interims[0].end < finals[True][1].end - 1.0
+
+
+@pytest.mark.slow
+def test_no_early_pass_while_the_other_speaker_talks(tmp_path):
+    """The patient pauses inside a short reply while the therapist is still talking: an early pass
+    then would turn into an interim (the patient goes on) and hold up the therapist's final."""
+    therapist = espeak("I was wondering whether we could look at the list of worries from last week together")
+    reply_a, reply_b = espeak("yes"), espeak("I see what you mean")
+    pause = noise(int(0.3 * SR), seed=2)  # > min_pause (200 ms), < utterance_end (500 ms)
+    lead = SR // 2
+    patient = np.concatenate([noise(lead + SR, seed=5), reply_a, pause, reply_b])
+    assert len(patient) < lead + len(therapist) - SR // 2, "the reply must end while the therapist talks"
+    n = lead + len(therapist) + 2 * SR
+    left = np.concatenate([noise(lead, seed=1), therapist, noise(n - lead - len(therapist), seed=3)])
+    right = np.concatenate([patient, noise(n - len(patient), seed=4)])
+    path = tmp_path / "overlap.wav"
+    sf.write(path, np.stack([left, right], axis=1), SR)
+    got, passes = _live_passes(path, load_settings())
+    finals = {t.speaker: t for t in got if t.final}
+    assert "see" in finals["patient"].text.lower() and "worries" in finals["therapist"].text.lower()
+    assert not [t for t in got if not t.final], "no interim: nothing was transcribed before its speaker went on"
+    assert len(passes) == 2, passes  # one pass each

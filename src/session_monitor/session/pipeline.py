@@ -332,7 +332,7 @@ class Pipeline:
                 summary = self.prosody[c].summarize(item.start, item.end)
                 item = replace(item, intensity_db=summary.intensity_db, f0_hz=summary.f0_hz,
                                syllable_rate_hz=summary.syllable_rate_hz)
-                self._push_results(self.feed.at_pause(c, item.speaker, t, self.vads[c], self.position), t)
+                self._push_results(self.feed.at_pause(c, item.speaker, t, self.vads, self.position), t)
             self._push(item.t, item)
             for ev in self.turns.on_event(item):
                 self._push(ev.t, ev)

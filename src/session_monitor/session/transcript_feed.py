@@ -99,12 +99,16 @@ class TranscriptFeed:
         self.worker.submit(job, drop_oldest=True)
         return out
 
-    def at_pause(self, channel: int, speaker: str, t: float, vad: SpeechActivity,
+    def at_pause(self, channel: int, speaker: str, t: float, vads: Sequence[SpeechActivity],
                  position: int) -> list[TranscriptionResult]:
-        """At a pause, if the worker is idle: transcribe the utterance so far (see early_finals)."""
+        """At a pause on ``channel``, if the worker is idle: transcribe the utterance so far (see
+        early_finals). Not while another channel's speaker is talking: that utterance's final
+        would wait behind a pass that may turn out an interim (the speaker may go on)."""
         if self.early is None or self.worker is None or self.worker.pending:
             return []
-        span = vad.paused_utterance()
+        if any(v.speaking for c, v in enumerate(vads) if c != channel):
+            return []
+        span = vads[channel].paused_utterance()
         if span is None or position < span[1] + self.pad:
             return []  # still speaking, or the padding after the pause is not recorded yet
         job = self._job(channel, span[0], span[1], final=True, t=t, speaker=speaker)
