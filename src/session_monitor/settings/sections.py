@@ -235,6 +235,7 @@ class AttributionSettings:
     voice_profile: str = rng()
     enrol_min_s: float = rng(5, 600)
     enrol_max_s: float = rng(5, 600)
+    voice_margin_db: float = rng(0, 60)
 
 
 @dataclass(frozen=True)
