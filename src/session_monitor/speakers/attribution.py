@@ -115,7 +115,8 @@ class MonoAttribution:
     def floor_db(self) -> float:
         """Level (dBFS) a 10 ms frame needs to count as voice: ``voice_margin_db`` above the
         tracked noise floor (no floor before there is an estimate)."""
-        return -np.inf if self.noise.db is None else self.noise.db + self.s.voice_margin_db
+        floor = self.noise.above(self.s.voice_margin_db)
+        return -np.inf if floor is None else floor
 
     def process(self, frame: Frame | None, items: list[Any]) -> list[Any]:
         """Take one block's audio (None at the end) and the VAD's output for it; return them relabelled."""

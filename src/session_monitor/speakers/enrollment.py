@@ -113,7 +113,8 @@ def enrol(samples: np.ndarray, settings: Settings) -> VoiceProfile:
         segments += [e for e in vad.process(Frame(i, 0, samples[i : i + block])) if isinstance(e, Speech)]
     segments += [e for e in vad.flush() if isinstance(e, Speech)]
     # voiced frames: voice_margin_db above the recording's noise floor, as in a session
-    floor_db = -np.inf if vad.noise.db is None else vad.noise.db + a.voice_margin_db
+    floor = vad.noise.above(a.voice_margin_db)
+    floor_db = -np.inf if floor is None else floor
     chunks: list[np.ndarray] = []
     encoder = load_encoder()
     embedding = np.zeros(DIM)

@@ -187,10 +187,10 @@ class SpeechActivity:
         """The energy floor now, in dBFS: with ``floor_mode = "tracked"``, ``noise_margin_db``
         above the tracked noise floor (``energy_floor_db`` in the first 0.25 s, before there is
         an estimate); with ``"fixed"``, ``energy_floor_db``."""
-        noise = self.noise.db
-        if self.settings.floor_mode == "fixed" or noise is None:
+        floor = self.noise.above(self.settings.noise_margin_db)
+        if self.settings.floor_mode == "fixed" or floor is None:
             return self.settings.energy_floor_db
-        return noise + self.settings.noise_margin_db
+        return floor
 
     def process(self, frame: Frame, *, own: np.ndarray | None = None) -> list[Event | UtteranceReady]:
         """Consume one frame; return the onsets, segments and utterances it completed.

@@ -174,9 +174,10 @@ class BleedDetector:
             quieter = diff >= self.settings.min_level_diff_db  # only these chunks can be bleed
             if self.audible_margin_db is not None:
                 for c in range(len(self._noise)):
-                    noise = self._noise[c].update(level[c])
-                    if noise is not None:
-                        quieter[c] &= level[c] >= noise + self.audible_margin_db
+                    self._noise[c].update(level[c])
+                    floor = self._noise[c].above(self.audible_margin_db)  # the speech activity's
+                    if floor is not None:
+                        quieter[c] &= level[c] >= floor
             for c in (0, 1):
                 k = np.flatnonzero(quieter[c])
                 if len(k):
