@@ -16,6 +16,7 @@ from session_monitor.speakers.embedding_attribution import EmbeddingAttribution
 from session_monitor.speakers.encoder import load_encoder
 from session_monitor.speakers.voices import TwoVoices
 from session_monitor.speech.activity import SpeechActivity, UtteranceReady
+from session_monitor.speech.noise_floor import NoiseFloor
 
 SR = 16_000
 HOP_S = 0.01
@@ -32,16 +33,16 @@ class Attributed:
 def attribute(samples: np.ndarray, settings: Settings, *, profile=None, block: int = 1536) -> Attributed:
     """VAD and attribution over a mono 16 kHz signal, as the pipeline runs them."""
     vad = SpeechActivity(settings.speech_activity, channel=0, speaker="unknown")
-    floor_db = settings.speech_activity.energy_floor_db
+    noise = NoiseFloor.of_speech(settings.speech_activity)
     if settings.attribution.embedding == "ge2e":
         voices = TwoVoices(settings.attribution, enrolled=None if profile is None else profile.embedding)
-        attr = EmbeddingAttribution(settings.attribution, floor_db=floor_db, voices=voices, encoder=load_encoder())
+        attr = EmbeddingAttribution(settings.attribution, noise=noise, voices=voices, encoder=load_encoder())
     else:
         if profile is not None:
             speakers = TwoSpeakers(enrolled=profile.stats, enrolled_threshold=profile.novelty_threshold)
         else:
             speakers = TwoSpeakers()
-        attr = MonoAttribution(settings.attribution, floor_db=floor_db, speakers=speakers)
+        attr = MonoAttribution(settings.attribution, noise=noise, speakers=speakers)
     out = []
     for i in range(0, len(samples), block):
         frame = Frame(i, 0, samples[i : i + block])

@@ -59,6 +59,8 @@ class SpeechActivitySettings:
     noise_margin_db: float = rng(0, 60)
     noise_window_s: float = rng(1, 120)
     noise_percentile: float = rng(0, 50)
+    speech_percentile: float = rng(50, 100)
+    margin_snr_share: float = rng(0, 1)
     noise_rise_db_per_s: float = rng(0, 60)
     min_speech_ms: int = rng(0, 2000)
     min_pause_ms: int = rng(50, 5000)
@@ -236,6 +238,7 @@ class AttributionSettings:
     voice_profile: str = rng()
     enrol_min_s: float = rng(5, 600)
     enrol_max_s: float = rng(5, 600)
+    voice_margin_db: float = rng(0, 60)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from session_monitor.speakers.clustering import Decision, TwoSpeakers
 from session_monitor.speakers.voice_features import HOP, WIN, MfccStream, speech_frames
 from session_monitor.speakers.voice_features import warm_up as warm_up_features
 from session_monitor.speech.activity import UtteranceReady
+from session_monitor.speech.noise_floor import NoiseFloor
 
 __all__ = ["MonoAttribution", "RoleProsody"]
 
@@ -81,15 +82,17 @@ class MonoAttribution:
     Parameters
     ----------
     settings : AttributionSettings
-    floor_db : float
-        Level below which a 10 ms frame is not used as voice (the VAD's energy floor).
+    noise : NoiseFloor
+        The channel's noise floor, tracked here over every block as the VAD tracks it
+        (:meth:`NoiseFloor.of_speech`): a 10 ms frame less than ``voice_margin_db`` above it
+        is not used as voice, whatever the recording's level.
     speakers : TwoSpeakers
         The voice models (with or without an enrolled therapist).
     """
 
-    def __init__(self, settings: AttributionSettings, *, floor_db: float, speakers: TwoSpeakers) -> None:
+    def __init__(self, settings: AttributionSettings, *, noise: NoiseFloor, speakers: TwoSpeakers) -> None:
         self.s = settings
-        self.floor_db = floor_db
+        self.noise = noise
         self.speakers = speakers
         first_is_therapist = speakers.enrolled is not None or settings.unenrolled_therapist == "first"
         self.cluster_roles = ROLES if first_is_therapist else ROLES[::-1]
@@ -108,9 +111,17 @@ class MonoAttribution:
 
     # -- the stage ----------------------------------------------------------------------------------
 
+    @property
+    def floor_db(self) -> float:
+        """Level (dBFS) a 10 ms frame needs to count as voice: ``voice_margin_db`` above the
+        tracked noise floor (no floor before there is an estimate)."""
+        floor = self.noise.above(self.s.voice_margin_db)
+        return -np.inf if floor is None else floor
+
     def process(self, frame: Frame | None, items: list[Any]) -> list[Any]:
         """Take one block's audio (None at the end) and the VAD's output for it; return them relabelled."""
         if frame is not None:
+            self.noise.add_samples(frame.samples)
             self.features.add(frame.samples)
             self.position = frame.end_sample
         t_now = self.position / SAMPLE_RATE

@@ -27,6 +27,7 @@ from session_monitor.speakers.attribution import MonoAttribution
 from session_monitor.speakers.encoder import VoiceEncoder
 from session_monitor.speakers.recent_audio import HOP, RecentAudio
 from session_monitor.speakers.voices import TwoVoices
+from session_monitor.speech.noise_floor import NoiseFloor
 
 __all__ = ["EmbeddingAttribution"]
 
@@ -42,17 +43,18 @@ class EmbeddingAttribution(MonoAttribution):
     Parameters
     ----------
     settings : AttributionSettings
-    floor_db : float
-        Level below which a 10 ms step is not counted as voice (the VAD's energy floor), dBFS.
+    noise : NoiseFloor
+        The channel's tracked noise floor (:class:`attribution.MonoAttribution`); a 10 ms step
+        less than ``voice_margin_db`` above it is not counted as voice.
     voices : TwoVoices
         The clustering (with or without an enrolled therapist).
     encoder : VoiceEncoder
         The speaker embedding.
     """
 
-    def __init__(self, settings: AttributionSettings, *, floor_db: float, voices: TwoVoices,
+    def __init__(self, settings: AttributionSettings, *, noise: NoiseFloor, voices: TwoVoices,
                  encoder: VoiceEncoder) -> None:
-        super().__init__(settings, floor_db=floor_db, speakers=voices)  # type: ignore[arg-type]
+        super().__init__(settings, noise=noise, speakers=voices)  # type: ignore[arg-type]
         self.audio = RecentAudio(keep_s=_AUDIO_KEPT_S)
         self.encoder = encoder
         self._context = round(settings.context_s * SAMPLE_RATE)

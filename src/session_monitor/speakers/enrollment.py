@@ -112,6 +112,9 @@ def enrol(samples: np.ndarray, settings: Settings) -> VoiceProfile:
     for i in range(0, len(samples), block):
         segments += [e for e in vad.process(Frame(i, 0, samples[i : i + block])) if isinstance(e, Speech)]
     segments += [e for e in vad.flush() if isinstance(e, Speech)]
+    # voiced frames: voice_margin_db above the recording's noise floor, as in a session
+    floor = vad.noise.above(a.voice_margin_db)
+    floor_db = -np.inf if floor is None else floor
     chunks: list[np.ndarray] = []
     encoder = load_encoder()
     embedding = np.zeros(DIM)
@@ -123,7 +126,7 @@ def enrol(samples: np.ndarray, settings: Settings) -> VoiceProfile:
             if c1 - c0 < _CHUNK // 3 or speech_s >= a.enrol_max_s:
                 continue
             coeffs, db = mfcc(samples[max(0, c0 - 120) : c1 + 120])
-            frames = speech_frames(coeffs, db, floor_db=settings.speech_activity.energy_floor_db)
+            frames = speech_frames(coeffs, db, floor_db=floor_db)
             if len(frames) >= 20:
                 chunks.append(frames)
                 embedding += encoder.embed(samples[c0:c1])

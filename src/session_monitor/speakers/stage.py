@@ -13,6 +13,7 @@ from session_monitor.speakers.embedding_attribution import EmbeddingAttribution
 from session_monitor.speakers.encoder import load_encoder
 from session_monitor.speakers.enrollment import load_voice_profile, voice_profile_path
 from session_monitor.speakers.voices import TwoVoices
+from session_monitor.speech.noise_floor import NoiseFloor
 
 __all__ = ["attribution_for", "build_attribution"]
 
@@ -35,19 +36,19 @@ def build_attribution(attribution: AttributionSettings, speech_activity: SpeechA
     else:
         logger.info("attribution: no enrolled voice; the %s voice heard is the therapist",
                     attribution.unenrolled_therapist)
-    floor_db = speech_activity.energy_floor_db
+    noise = NoiseFloor.of_speech(speech_activity)
     if attribution.embedding == "ge2e":
         encoder = load_encoder()
         if profile is not None and profile.embedding is None:
             raise ConfigError(f"{voice_profile}: voice profile made with the old MFCC features only; enrol "
                               "again with 'session-monitor enroll --clinician NAME --force FILE'")
         voices = TwoVoices(attribution, enrolled=None if profile is None else profile.embedding)
-        return EmbeddingAttribution(attribution, floor_db=floor_db, voices=voices, encoder=encoder)
+        return EmbeddingAttribution(attribution, noise=noise, voices=voices, encoder=encoder)
     if profile is not None:
         speakers = TwoSpeakers(enrolled=profile.stats, enrolled_threshold=profile.novelty_threshold)
     else:
         speakers = TwoSpeakers()
-    return MonoAttribution(attribution, floor_db=floor_db, speakers=speakers)
+    return MonoAttribution(attribution, noise=noise, speakers=speakers)
 
 
 def attribution_for(settings: Settings, roles: list[str]) -> MonoAttribution | None:

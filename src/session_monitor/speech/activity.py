@@ -26,7 +26,7 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.events import Event, Speech, SpeechOnset
 from session_monitor.settings.loader import SpeechActivitySettings
-from session_monitor.speech.noise_floor import NoiseFloor
+from session_monitor.speech.noise_floor import NoiseFloor, chunk_levels_db
 
 __all__ = ["SileroVad", "SpeechActivity", "UtteranceReady", "CHUNK", "HOP"]
 
@@ -137,9 +137,7 @@ class SpeechActivity:
         self._hops_start = 0  # sample index of _hops[0]
         self._hop_rest = np.zeros(0, dtype=np.float32)
         self._noise_db = -70.0  # running noise level (floor_mode = "fixed")
-        self.noise = NoiseFloor(chunk_s=CHUNK / SAMPLE_RATE, window_s=settings.noise_window_s,
-                                percentile=settings.noise_percentile,
-                                rise_db_per_s=settings.noise_rise_db_per_s)
+        self.noise = NoiseFloor.of_speech(settings, chunk=CHUNK)
         self._min_speech = max(1, round(settings.min_speech_ms * SAMPLE_RATE / 1000 / CHUNK))
         self._min_pause = round(settings.min_pause_ms * SAMPLE_RATE / 1000)
         self._utt_end = round(settings.utterance_end_ms * SAMPLE_RATE / 1000)
@@ -189,10 +187,10 @@ class SpeechActivity:
         """The energy floor now, in dBFS: with ``floor_mode = "tracked"``, ``noise_margin_db``
         above the tracked noise floor (``energy_floor_db`` in the first 0.25 s, before there is
         an estimate); with ``"fixed"``, ``energy_floor_db``."""
-        noise = self.noise.db
-        if self.settings.floor_mode == "fixed" or noise is None:
+        floor = self.noise.above(self.settings.noise_margin_db)
+        if self.settings.floor_mode == "fixed" or floor is None:
             return self.settings.energy_floor_db
-        return noise + self.settings.noise_margin_db
+        return floor
 
     def process(self, frame: Frame, *, own: np.ndarray | None = None) -> list[Event | UtteranceReady]:
         """Consume one frame; return the onsets, segments and utterances it completed.
@@ -214,7 +212,7 @@ class SpeechActivity:
             raise ValueError(f"SpeechActivity.process: {len(own)} ownership flags for {n} chunks")
         self._add_hops(chunks.reshape(-1), start)
         probs = self._probabilities(chunks)
-        levels = 10 * np.log10(np.mean(chunks.astype(np.float64) ** 2, axis=1) + _EPS)
+        levels = chunk_levels_db(chunks)
         self.noise.update(levels)
         out: list[Event | UtteranceReady] = []
         floor = self.floor_db

@@ -141,10 +141,7 @@ class BleedDetector:
         if speech is not None and speech.floor_mode != "tracked":
             speech = None  # a fixed floor: every chunk is judged
         self.audible_margin_db = None if speech is None else speech.noise_margin_db
-        self._noise = [] if speech is None else [
-            NoiseFloor(chunk_s=CHUNK / SAMPLE_RATE, window_s=speech.noise_window_s,
-                       percentile=speech.noise_percentile, rise_db_per_s=speech.noise_rise_db_per_s)
-            for _ in range(2)]
+        self._noise = [] if speech is None else [NoiseFloor.of_speech(speech, chunk=CHUNK) for _ in range(2)]
         self.max_lag = int(round(settings.max_lag_ms * SAMPLE_RATE / 1000))
         self._pending = np.zeros((2, 0), dtype=np.float32)
         self._pending_start = 0
@@ -177,9 +174,10 @@ class BleedDetector:
             quieter = diff >= self.settings.min_level_diff_db  # only these chunks can be bleed
             if self.audible_margin_db is not None:
                 for c in range(len(self._noise)):
-                    noise = self._noise[c].update(level[c])
-                    if noise is not None:
-                        quieter[c] &= level[c] >= noise + self.audible_margin_db
+                    self._noise[c].update(level[c])
+                    floor = self._noise[c].above(self.audible_margin_db)  # the speech activity's
+                    if floor is not None:
+                        quieter[c] &= level[c] >= floor
             for c in (0, 1):
                 k = np.flatnonzero(quieter[c])
                 if len(k):
