@@ -52,6 +52,15 @@ def test_mono_input_holds_nothing():
     assert checks.hold(iter([np.zeros((1, 1536), np.float32)])) == [] and checks.verdict is None
 
 
+def test_two_devices_are_never_held_for_a_dual_mono_verdict():
+    checks = InputChecks(load_settings(), ["therapist", "patient"], dual_mono=False)
+    y, _ = sf.read(SAMPLE_AUDIO / "demo_session.flac", dtype="float32", always_2d=True)
+    one = np.ascontiguousarray(np.stack([y[: 20 * SR, 0]] * 2))  # the same signal on both: still two devices
+    source = blocks_of(one)
+    assert checks.hold(source) == [] and not checks.dual_mono
+    assert next(source).shape == (2, 1536)  # nothing was read from the source
+
+
 def test_a_stop_ends_the_hold():
     checks = InputChecks(load_settings(), ["therapist", "patient"])
     silent = (np.zeros((2, 1536), np.float32) for _ in range(1000))  # digital silence: no verdict

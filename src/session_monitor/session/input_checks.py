@@ -46,9 +46,11 @@ class InputChecks:
     settings : Settings
         Its ``input_health`` and ``bleed`` sections are used.
     roles : speaker of each input channel, in order (named in the hints)
+    dual_mono : whether the two channels may be one signal saved twice (one recording, one
+        device); two devices are two signals, so their start is not held for the verdict
     """
 
-    def __init__(self, settings: Settings, roles: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, roles: Sequence[str], *, dual_mono: bool = True) -> None:
         self.roles = list(roles)
         channels = len(self.roles)
         names = tuple(r if r in ("therapist", "patient") else f"channel {c + 1}" for c, r in enumerate(self.roles))
@@ -56,7 +58,7 @@ class InputChecks:
         two = channels == 2
         self.bleed = (BleedDetector(settings.bleed, speech=settings.speech_activity)
                       if two and settings.bleed.enabled else None)
-        self.dual = DualMonoDetector(settings.bleed) if two and settings.bleed.enabled else None
+        self.dual = DualMonoDetector(settings.bleed) if two and dual_mono and settings.bleed.enabled else None
         self._hold_s = _MAX_HOLD * settings.bleed.dual_mono_window_s
         self.verdict: DualMonoVerdict | None = None
         self._said_dual_mono = False

@@ -102,10 +102,12 @@ class SessionRun:
         self.analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is clean
         self.model_name = resolve_model(settings.transcriber)[1] if self.use_asr else None
         self.attribution = attribution_for(settings, self.roles)  # a refused voice profile: nothing written
-        # two channels that turn out to carry one signal (dual mono) are one microphone with attribution
-        self.dual_mono_attribution = attribution_for(settings, ["unknown"]) if len(self.roles) == 2 else None
-        self._backend = backend
         self.call_audio = call_audio  # channel 1 is a call's audio, channel 0 its microphone
+        # two channels of one recording or device that turn out to carry one signal (dual mono) are one
+        # microphone with attribution; two devices are two signals
+        self.dual_mono_attribution = (attribution_for(settings, ["unknown"])
+                                      if len(self.roles) == 2 and not call_audio else None)
+        self._backend = backend
         self.folder: Path | None = None
         self.claimed: SessionClaim | None = None
         self._lines_reported: int | None = None
@@ -169,7 +171,7 @@ class SessionRun:
             self.bus.subscribe(sink)
         self.pipeline = Pipeline(self.source, self.bus, roles=self.roles, speech_activity=s.speech_activity,
                                  prosody=s.prosody, transcriber=s.transcriber, attribution=self.attribution,
-                                 input_checks=InputChecks(s, self.roles),
+                                 input_checks=InputChecks(s, self.roles, dual_mono=not self.call_audio),
                                  dual_mono_attribution=self.dual_mono_attribution,
                                  worker=worker,
                                  deterministic=self.deterministic, analyzers=self.analyzers,
