@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from session_monitor.errors import InputError
@@ -31,7 +33,10 @@ def test_suggestion_then_sustain_talk_is_rejecting_intervention_with_its_quote()
     assert "'I don't think I'm drinking that much." in m.explanation
     assert "sustain talk (p=0." in m.explanation and "after your" in m.explanation
     assert (m.start, m.end) == (start, end)
-    assert 0.32 <= m.strength <= 0.8  # 0.8 x P(sustain), P(sustain) 0.4..1
+    # graded: 0.8 x (P - 0.25) / 0.75, P(sustain) as the explanation gives it (2 decimals)
+    p = float(re.search(r"p=(0\.\d\d)", m.explanation).group(1))
+    assert p > 0.4
+    assert m.strength == pytest.approx(0.8 * (p - 0.25) / 0.75, abs=0.8 * 0.005 / 0.75 + 1e-9)
 
 
 def test_sustain_talk_without_a_therapist_turn_before_it_counts_half():
@@ -57,6 +62,32 @@ def test_a_reflection_gives_no_therapist_contribution_evidence():
     assert classifier_markers(out, "therapist") == []
     figures = [e for e in out if isinstance(e, MiFigures)]
     assert figures[-1].reflections == 3 and figures[-1].questions == 0
+
+
+def test_input_without_a_reflection_first_is_a_therapist_marker_quoting_it_and_after_one_is_not():
+    advice = "I would recommend that you cut down to no more than two drinks a day."
+    conv = Conversation()
+    conv.turn("therapist", "How often do you drink?")
+    conv.turn("patient", "I drink every day, mostly beer.")
+    conv.turn("therapist", advice)
+    found = [m for m in classifier_markers(run(conv), "therapist") if m.marker == "therapist_unreflected_input"]
+    assert len(found) == 1
+    m = found[0]
+    assert m.kind == "confrontation" and "without a reflection first" in m.explanation
+    assert "'I would recommend that you cut down" in m.explanation and "no reflection yet" in m.explanation
+    p = float(re.search(r"p=(0\.\d\d)", m.explanation).group(1))
+    assert m.strength == pytest.approx(0.6 * p, abs=0.6 * 0.005 + 1e-9)
+    conv = Conversation()
+    conv.turn("patient", "I like smoking but I know it's bad for me and my kids worry.")
+    conv.turn("therapist", "So part of you enjoys smoking, and part of you worries about what it does to you.")
+    conv.turn("patient", "Yes, that's it.")
+    conv.turn("therapist", advice)
+    # P(input) of the advice is 0.35 here: with the floor lowered it counts as input, and the reflection
+    # just before it is what keeps the marker away
+    low = {"utterances": {"therapist_min_p": 0.3}}
+    out = run(conv, overrides=low)
+    assert [e for e in out if isinstance(e, MiFigures)][-1].input_share == 0.5
+    assert not [m for m in classifier_markers(out, "therapist") if m.marker == "therapist_unreflected_input"]
 
 
 def test_runs_of_advice_are_capped_therapist_evidence_that_never_alerts_alone():

@@ -7,13 +7,16 @@ Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances
   (confrontation); a reply that minimises ("only on weekends", "not that much") is
   ``denial`` (withdrawal); any other sustain talk after a therapist question or
   reflection is ``defending_self`` (confrontation). Without a therapist turn in the
-  last ``context_s`` it counts ``no_context_factor`` as much. Strength is the
-  classifier's P(sustain) times ``sustain_weight``; below ``sustain_min_p`` nothing.
+  last ``context_s`` it counts ``no_context_factor`` as much. Strength rises with the
+  classifier's P(sustain) from 0 at ``sustain_min_p`` to ``sustain_weight`` at 1 (graded:
+  a reply need not be most probably sustain talk to count a little).
 - **therapist contributions** (``speaker="therapist"``: fusion caps them with
-  ``therapist_cap``, so they never alert alone): input (advice, information) in at
-  least ``input_min`` of the last ``window_turns`` turns with no reflection among them
-  (``therapist_advising``); ``closed_run`` closed questions in a row
-  (``therapist_closed_questions``).
+  ``therapist_cap`` each and ``therapist_max_score`` together, so they never alert
+  alone): each turn of input (information, advice, options; not negotiation, which asks
+  permission) with no reflection in the ``input_reflection_turns`` turns before it
+  (``therapist_unreflected_input``); input in at least ``input_min`` of the last
+  ``window_turns`` turns with no reflection among them (``therapist_advising``);
+  ``closed_run`` closed questions in a row (``therapist_closed_questions``).
 
 The running figures a clinician knows from MI coding (reflection-to-question ratio,
 share of complex reflections, share of open questions, client change vs sustain talk)
@@ -71,7 +74,8 @@ class UtteranceEvidence:
     def __init__(self, settings: UtteranceSettings, classifiers: UtteranceClassifiers) -> None:
         self.s = settings
         self.clf = classifiers
-        self._turns: deque[TherapistTurn] = deque(maxlen=max(settings.window_turns, settings.closed_run))
+        self._turns: deque[TherapistTurn] = deque(
+            maxlen=max(settings.window_turns, settings.closed_run, settings.input_reflection_turns + 1))
         self._last_therapist: TherapistTurn | None = None
         self._last_patient_text = ""
         self._last_reflection_t: float | None = None
@@ -90,7 +94,8 @@ class UtteranceEvidence:
     # -- therapist ------------------------------------------------------------------------------------
 
     def _therapist(self, tr: Transcript) -> list:
-        pred = self.clf.therapist(tr.text, self._last_patient_text)
+        own = self._last_therapist.text if self._last_therapist else ""
+        pred = self.clf.therapist(tr.text, self._last_patient_text, own)
         b = pred["behaviour"]
         sub = {"reflection": "reflection_type", "question": "question_type",
                "therapist_input": "input_type"}.get(b.label)
@@ -102,7 +107,23 @@ class UtteranceEvidence:
         self._last_therapist = turn
         if turn.behaviour == "reflection":
             self._last_reflection_t = tr.end
-        return self._advising(tr) + self._closed(tr)
+        return self._unreflected(tr, turn) + self._advising(tr) + self._closed(tr)
+
+    def _unreflected(self, tr: Transcript, turn: TherapistTurn) -> list[Marker]:
+        """Input (not negotiation) with no reflection in the turns just before it."""
+        if turn.behaviour != "therapist_input" or turn.subtype == "negotiation":
+            return []
+        before = list(self._turns)[:-1][-self.s.input_reflection_turns:]
+        if any(t.behaviour == "reflection" for t in before):
+            return []
+        since = (f"no reflection since {_clock(self._last_reflection_t)}" if self._last_reflection_t is not None
+                 else "no reflection yet this session")
+        what = turn.subtype or "input"
+        return [Marker(t=tr.t, speaker="therapist", kind="confrontation", marker="therapist_unreflected_input",
+                       strength=min(1.0, self.s.input_strength * turn.probability), start=tr.start, end=tr.end,
+                       cue="classifier",
+                       explanation=f"{what} (p={turn.probability:.2f}) without a reflection first; {since}: "
+                                   f"'{_quote(tr.text)}'")]
 
     def _count_therapist(self, turn: TherapistTurn) -> None:
         c = self._counts
@@ -150,18 +171,19 @@ class UtteranceEvidence:
 
     def _patient(self, tr: Transcript) -> list:
         prev = self._last_therapist
-        pred = self.clf.patient(tr.text, prev.text if prev else "")
+        pred = self.clf.patient(tr.text, prev.text if prev else "", self._last_patient_text)
         self._last_patient_text = tr.text
         self._counts[pred.label] += 1
         p = pred.probabilities.get("sustain", 0.0)
-        if pred.label != "sustain" or p < self.s.sustain_min_p:
+        if p <= self.s.sustain_min_p:
             return []
         return [self._sustain_marker(tr, pred, prev)]
 
     def _sustain_marker(self, tr: Transcript, pred: Prediction, prev: TherapistTurn | None) -> Marker:
         p = pred.probabilities["sustain"]
         in_context = prev is not None and tr.start - prev.end <= self.s.context_s
-        strength = min(1.0, self.s.sustain_weight * p * (1.0 if in_context else self.s.no_context_factor))
+        ramp = (p - self.s.sustain_min_p) / max(1e-9, 1.0 - self.s.sustain_min_p)
+        strength = min(1.0, self.s.sustain_weight * ramp * (1.0 if in_context else self.s.no_context_factor))
         words = f"'{_quote(tr.text)}'"
         if in_context and prev.behaviour == "therapist_input":
             kind, marker = "confrontation", "rejecting_intervention"
