@@ -33,7 +33,7 @@ __all__ = ["SCORE_KEYS", "THRESHOLD_KEYS", "Trace", "hysteresis_spans", "batch_l
 #: [fusion] settings that shape the scores (each candidate needs its own pass over the trace)
 SCORE_KEYS = ("evidence_tau_s", "repair_tau_s", "cue_cap", "therapist_cap", "lexical_weight", "timing_weight",
               "prosody_weight", "turn_taking_weight", "classifier_weight", "therapist_weight", "repair_weight",
-              "repair_damping", "max_score", "therapist_max_score", "engaged_factor", "attack_s", "release_s")
+              "repair_damping", "max_score", "therapist_max_score", "therapist_tau_s", "engaged_factor", "attack_s", "release_s")
 #: [fusion] settings applied to the scores afterwards (hysteresis): cheap to vary
 THRESHOLD_KEYS = ("alert_on", "alert_off", "off_hold_s")
 
@@ -138,7 +138,7 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
     k_n = len(p["evidence_tau_s"])
     weight = np.stack([p[f"{cue}_weight"] for cue in CUES] + [p["therapist_weight"]])
     cap = np.stack([p["cue_cap"]] * len(CUES) + [p["therapist_cap"]])
-    tau, rtau = p["evidence_tau_s"], p["repair_tau_s"]
+    tau, rtau, ttau = p["evidence_tau_s"], p["repair_tau_s"], p["therapist_tau_s"]
     e_max = -np.log(np.maximum(1e-9, 1.0 - p["max_score"]))
     et_max = -np.log(np.maximum(1e-9, 1.0 - p["therapist_max_score"]))
     attack, release = p["attack_s"], p["release_s"]
@@ -178,11 +178,11 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
             repairs = live
             damp = 1.0 - p["repair_damping"] * (1.0 - keep)
         evidence *= np.exp(-dt / tau)
-        ther *= np.exp(-dt / tau)
+        ther *= np.exp(-dt / ttau)
         for kind, cue, strength, t_m in trace.pending[k]:
             c = np.minimum(cap[cue], weight[cue] * strength)
-            (ther if cue == _THERAPIST else evidence)[kind] += -np.log(
-                np.maximum(1e-9, 1.0 - c * np.exp(-max(0.0, t - t_m) / tau)))
+            fade = np.exp(-max(0.0, t - t_m) / (ttau if cue == _THERAPIST else tau))
+            (ther if cue == _THERAPIST else evidence)[kind] += -np.log(np.maximum(1e-9, 1.0 - c * fade))
         np.minimum(evidence, e_max, out=evidence)
         np.minimum(ther, et_max, out=ther)
         raw = (1.0 - np.exp(-np.minimum(e_max, evidence + ther))) * damp

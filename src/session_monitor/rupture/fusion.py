@@ -11,9 +11,11 @@ An interpretable model, every number in the [fusion] settings:
    ``1 - exp(-E)``. ``E`` leaks with time constant ``evidence_tau_s`` and saturates
    at the level of ``max_score``, so a long episode does not keep the alert on
    long after its evidence stops. Therapist contributions accumulate apart, in
-   ``E_t``, which saturates at the level of ``therapist_max_score`` (below
-   ``alert_on``): the score is ``1 - exp(-(E + E_t))``, so what the therapist does
-   raises the likelihood and joins the patient's evidence, but never alerts alone.
+   ``E_t``, which leaks more slowly (``therapist_tau_s``: a therapist's style is
+   a climate over minutes, a patient's reply a moment) and saturates at the level
+   of ``therapist_max_score`` (below ``alert_on``): the score is
+   ``1 - exp(-(E + E_t))``, so what the therapist does raises the likelihood and
+   joins the patient's evidence, but never alerts alone.
 3. A full patient turn in their usual voice with no rupture words (re-engaging)
    keeps only ``engaged_factor`` of the accumulated evidence.
 4. Therapist repair markers combine by noisy-OR into ``R`` (fading with
@@ -102,15 +104,19 @@ class Fusion:
             self.evidence[kind] *= self.s.engaged_factor
             self.therapist_evidence[kind] *= self.s.engaged_factor
 
+    def tau_of(self, m: Marker) -> float:
+        """The time constant a (non-repair) marker's contribution fades with."""
+        return self.s.therapist_tau_s if m.speaker == "therapist" else self.s.evidence_tau_s
+
     def contributions(self, t: float) -> list[tuple[float, Marker]]:
         """(current contribution, marker) of every active marker, largest first."""
-        out = [(c.at(t, self.s.evidence_tau_s), c.marker) for c in self._active]
+        out = [(c.at(t, self.tau_of(c.marker)), c.marker) for c in self._active]
         out += [(c.at(t, self.s.repair_tau_s), c.marker) for c in self._repairs]
         return sorted(out, key=lambda x: (-x[0], x[1].t, x[1].marker))
 
     def _scores(self, t: float, dt: float) -> dict[str, float]:
         tau, rtau = self.s.evidence_tau_s, self.s.repair_tau_s
-        self._active = [c for c in self._active if c.at(t, tau) >= MIN_CONTRIBUTION]
+        self._active = [c for c in self._active if c.at(t, self.tau_of(c.marker)) >= MIN_CONTRIBUTION]
         self._repairs = [c for c in self._repairs if c.at(t, rtau) >= MIN_CONTRIBUTION]
         keep = 1.0
         for c in self._repairs:
@@ -120,13 +126,14 @@ class Fusion:
         e_max = -math.log(max(1e-9, 1.0 - self.s.max_score))
         et_max = -math.log(max(1e-9, 1.0 - self.s.therapist_max_score))
         leak = math.exp(-dt / tau)
+        t_leak = math.exp(-dt / self.s.therapist_tau_s)
         out = {}
         for kind in KINDS:
             e = self.evidence[kind] * leak
-            et = self.therapist_evidence[kind] * leak
+            et = self.therapist_evidence[kind] * t_leak
             for c in self._pending:
                 if c.marker.kind == kind:
-                    add = -math.log(max(1e-9, 1.0 - c.at(t, tau)))
+                    add = -math.log(max(1e-9, 1.0 - c.at(t, self.tau_of(c.marker))))
                     if c.marker.speaker == "therapist":
                         et += add
                     else:

@@ -7,7 +7,9 @@ Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances
   (confrontation); a reply that minimises ("only on weekends", "not that much") is
   ``denial`` (withdrawal); any other sustain talk after a therapist question or
   reflection is ``defending_self`` (confrontation). Without a therapist turn in the
-  last ``context_s`` it counts ``no_context_factor`` as much. Strength rises with the
+  last ``context_s`` it counts ``no_context_factor`` as much, after a therapist turn
+  that was not input ``not_after_input_factor`` as much (sustain talk in answer to a
+  question is the ambivalence MI works with; in answer to advice it is discord). Strength rises with the
   classifier's P(sustain) from 0 at ``sustain_min_p`` to ``sustain_weight`` at 1 (graded:
   a reply need not be most probably sustain talk to count a little).
 - **therapist contributions** (``speaker="therapist"``: fusion caps them with
@@ -77,7 +79,11 @@ class UtteranceEvidence:
         self._turns: deque[TherapistTurn] = deque(
             maxlen=max(settings.window_turns, settings.closed_run, settings.input_reflection_turns + 1))
         self._last_therapist: TherapistTurn | None = None
-        self._last_patient_text = ""
+        # AnnoMI's utterances are turns: transcripts of one speaker in a row make one turn,
+        # and the classifiers' context is the other speaker's last turn and the speaker's own previous one
+        self._turn: dict[str, list[str]] = {"therapist": [], "patient": []}
+        self._prev_turn = {"therapist": "", "patient": ""}
+        self._speaking = ""
         self._last_reflection_t: float | None = None
         self._counts = {"reflection": 0, "complex": 0, "question": 0, "open": 0, "change": 0, "sustain": 0,
                         "neutral": 0, "input": 0, "therapist_turns": 0}
@@ -87,15 +93,21 @@ class UtteranceEvidence:
         """Markers and one ``mi_figures`` event for a final transcript (nothing for interim ones)."""
         if not tr.final or not tr.text.strip() or tr.speaker not in ("therapist", "patient"):
             return []
-        out = self._therapist(tr) if tr.speaker == "therapist" else self._patient(tr)
+        other = "patient" if tr.speaker == "therapist" else "therapist"
+        if self._speaking != tr.speaker and self._turn[tr.speaker]:
+            self._prev_turn[tr.speaker] = " ".join(self._turn[tr.speaker])
+            self._turn[tr.speaker] = []
+        context = (" ".join(self._turn[other]) or self._prev_turn[other], self._prev_turn[tr.speaker])
+        self._turn[tr.speaker].append(tr.text.strip())
+        self._speaking = tr.speaker
+        out = self._therapist(tr, *context) if tr.speaker == "therapist" else self._patient(tr, *context)
         out.append(self.figures(tr.t))
         return out
 
     # -- therapist ------------------------------------------------------------------------------------
 
-    def _therapist(self, tr: Transcript) -> list:
-        own = self._last_therapist.text if self._last_therapist else ""
-        pred = self.clf.therapist(tr.text, self._last_patient_text, own)
+    def _therapist(self, tr: Transcript, previous: str, own_previous: str) -> list:
+        pred = self.clf.therapist(tr.text, previous, own_previous)
         b = pred["behaviour"]
         sub = {"reflection": "reflection_type", "question": "question_type",
                "therapist_input": "input_type"}.get(b.label)
@@ -169,10 +181,9 @@ class UtteranceEvidence:
 
     # -- patient ----------------------------------------------------------------------------------------
 
-    def _patient(self, tr: Transcript) -> list:
+    def _patient(self, tr: Transcript, previous: str, own_previous: str) -> list:
         prev = self._last_therapist
-        pred = self.clf.patient(tr.text, prev.text if prev else "", self._last_patient_text)
-        self._last_patient_text = tr.text
+        pred = self.clf.patient(tr.text, previous, own_previous)
         self._counts[pred.label] += 1
         p = pred.probabilities.get("sustain", 0.0)
         if p <= self.s.sustain_min_p:
@@ -183,7 +194,9 @@ class UtteranceEvidence:
         p = pred.probabilities["sustain"]
         in_context = prev is not None and tr.start - prev.end <= self.s.context_s
         ramp = (p - self.s.sustain_min_p) / max(1e-9, 1.0 - self.s.sustain_min_p)
-        strength = min(1.0, self.s.sustain_weight * ramp * (1.0 if in_context else self.s.no_context_factor))
+        after_input = in_context and prev.behaviour == "therapist_input"
+        factor = 1.0 if after_input else self.s.not_after_input_factor if in_context else self.s.no_context_factor
+        strength = min(1.0, self.s.sustain_weight * ramp * factor)
         words = f"'{_quote(tr.text)}'"
         if in_context and prev.behaviour == "therapist_input":
             kind, marker = "confrontation", "rejecting_intervention"
