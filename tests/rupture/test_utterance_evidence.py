@@ -7,8 +7,10 @@ import re
 import pytest
 
 from session_monitor.errors import InputError
-from session_monitor.events import Alert, Marker, MiFigures, event_from_dict, event_to_dict
+from session_monitor.events import Alert, Marker, MiFigures, Transcript, event_from_dict, event_to_dict
 from session_monitor.rupture.model import RuptureModel
+from session_monitor.rupture.utterance_evidence import UtteranceEvidence
+from session_monitor.rupture.utterances import Prediction
 from session_monitor.settings.loader import load_settings
 from support.conversation import Conversation, run
 
@@ -137,3 +139,37 @@ def test_a_missing_model_file_is_a_one_line_error_naming_it(tmp_path):
     with pytest.raises(InputError) as err:
         RuptureModel.from_settings(load_settings(overrides={"utterances": {"model_file": str(missing)}}))
     assert str(missing) in str(err.value) and "\n" not in str(err.value)
+
+
+class _Recording:
+    """Classifiers that answer 'neutral' / 'other' and note the context each call was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def patient(self, text, previous="", own_previous=""):
+        self.calls.append(("patient", text, previous, own_previous))
+        return Prediction("neutral", 0.9, {"change": 0.05, "neutral": 0.9, "sustain": 0.05})
+
+    def therapist(self, text, previous="", own_previous=""):
+        self.calls.append(("therapist", text, previous, own_previous))
+        p = Prediction("other", 0.9, {"other": 0.9, "question": 0.05, "reflection": 0.03, "therapist_input": 0.02})
+        return {"behaviour": p, "reflection_type": p, "question_type": p, "input_type": p}
+
+
+def test_classifier_context_is_by_turns_as_annomi_utterances_are():
+    """Transcripts of one speaker in a row are one turn: the context is the other speaker's last
+    turn and the speaker's own previous turn, never a piece of the turn being spoken."""
+    clf = _Recording()
+    ev = UtteranceEvidence(load_settings().utterances, clf)
+    said = [("therapist", "How was your week?"), ("patient", "It was long."), ("patient", "Work was busy."),
+            ("therapist", "Busy at work."), ("patient", "Yes.")]
+    for i, (who, text) in enumerate(said):
+        ev.on_transcript(Transcript(t=i + 1.0, speaker=who, start=float(i), end=i + 0.9, text=text))
+    assert clf.calls == [
+        ("therapist", "How was your week?", "", ""),
+        ("patient", "It was long.", "How was your week?", ""),
+        ("patient", "Work was busy.", "How was your week?", ""),
+        ("therapist", "Busy at work.", "It was long. Work was busy.", "How was your week?"),
+        ("patient", "Yes.", "Busy at work.", "It was long. Work was busy."),
+    ]
