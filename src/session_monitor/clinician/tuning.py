@@ -8,7 +8,8 @@ candidate. The search (docs/tuning.md):
   starting value: the alert thresholds (``alert_on``, ``alert_off``, ``off_hold_s``),
   the weight of each kind of cue, and two time constants. Caps, ``max_score``,
   re-engagement and repair stay as they are. Candidates keep ``alert_off <
-  alert_on`` and ``alert_on > cue_cap`` (no single cue may raise an alert).
+  alert_on`` and ``alert_on`` above ``cue_cap`` and ``therapist_max_score`` (no single cue,
+  and no therapist contribution alone, may raise an alert).
 - **How**: steepest ascent from the starting settings. Each step scores every
   one-parameter change of the current settings on the training sessions and takes
   the best, if it beats the current one; it stops when none does (at most
@@ -195,7 +196,8 @@ class _Search:
 
     def _valid(self, vec: tuple[float, ...]) -> bool:
         v = dict(zip(_KEYS, vec))
-        return v["alert_off"] < v["alert_on"] and v["alert_on"] > self.start.cue_cap
+        return (v["alert_off"] < v["alert_on"] and v["alert_on"] > self.start.cue_cap
+                and v["alert_on"] > self.start.therapist_max_score)
 
     def neighbours(self, vec: tuple[float, ...]) -> list[tuple[float, ...]]:
         out = []

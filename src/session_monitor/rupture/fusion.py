@@ -10,7 +10,12 @@ An interpretable model, every number in the [fusion] settings:
    is ``1 - prod(1 - c_i)``), kept as ``E = sum(-ln(1 - c_i))`` so that the score is
    ``1 - exp(-E)``. ``E`` leaks with time constant ``evidence_tau_s`` and saturates
    at the level of ``max_score``, so a long episode does not keep the alert on
-   long after its evidence stops.
+   long after its evidence stops. Therapist contributions accumulate apart, in
+   ``E_t``, which leaks more slowly (``therapist_tau_s``: a therapist's style is
+   a climate over minutes, a patient's reply a moment) and saturates at the level
+   of ``therapist_max_score`` (below ``alert_on``): the score is
+   ``1 - exp(-(E + E_t))``, so what the therapist does raises the likelihood and
+   joins the patient's evidence, but never alerts alone.
 3. A full patient turn in their usual voice with no rupture words (re-engaging)
    keeps only ``engaged_factor`` of the accumulated evidence.
 4. Therapist repair markers combine by noisy-OR into ``R`` (fading with
@@ -60,7 +65,8 @@ class Fusion:
         self._active: list[Contribution] = []
         self._repairs: list[Contribution] = []
         self._pending: list[Contribution] = []  # added since the last tick
-        self.evidence = {k: 0.0 for k in KINDS}  # E per kind
+        self.evidence = {k: 0.0 for k in KINDS}  # E per kind (patient evidence)
+        self.therapist_evidence = {k: 0.0 for k in KINDS}  # E_t per kind (therapist contributions)
         self.raw = {k: 0.0 for k in KINDS}
         self.smooth = {k: 0.0 for k in KINDS}
         self.alert_on = {k: False for k in KINDS}
@@ -96,16 +102,21 @@ class Fusion:
         """The patient took a full turn in their usual voice: discount the evidence so far."""
         for kind in KINDS:
             self.evidence[kind] *= self.s.engaged_factor
+            self.therapist_evidence[kind] *= self.s.engaged_factor
+
+    def tau_of(self, m: Marker) -> float:
+        """The time constant a (non-repair) marker's contribution fades with."""
+        return self.s.therapist_tau_s if m.speaker == "therapist" else self.s.evidence_tau_s
 
     def contributions(self, t: float) -> list[tuple[float, Marker]]:
         """(current contribution, marker) of every active marker, largest first."""
-        out = [(c.at(t, self.s.evidence_tau_s), c.marker) for c in self._active]
+        out = [(c.at(t, self.tau_of(c.marker)), c.marker) for c in self._active]
         out += [(c.at(t, self.s.repair_tau_s), c.marker) for c in self._repairs]
         return sorted(out, key=lambda x: (-x[0], x[1].t, x[1].marker))
 
     def _scores(self, t: float, dt: float) -> dict[str, float]:
         tau, rtau = self.s.evidence_tau_s, self.s.repair_tau_s
-        self._active = [c for c in self._active if c.at(t, tau) >= MIN_CONTRIBUTION]
+        self._active = [c for c in self._active if c.at(t, self.tau_of(c.marker)) >= MIN_CONTRIBUTION]
         self._repairs = [c for c in self._repairs if c.at(t, rtau) >= MIN_CONTRIBUTION]
         keep = 1.0
         for c in self._repairs:
@@ -113,15 +124,24 @@ class Fusion:
         self.repair_level = 1.0 - keep
         damp = 1.0 - self.s.repair_damping * self.repair_level
         e_max = -math.log(max(1e-9, 1.0 - self.s.max_score))
+        et_max = -math.log(max(1e-9, 1.0 - self.s.therapist_max_score))
         leak = math.exp(-dt / tau)
+        t_leak = math.exp(-dt / self.s.therapist_tau_s)
         out = {}
         for kind in KINDS:
             e = self.evidence[kind] * leak
+            et = self.therapist_evidence[kind] * t_leak
             for c in self._pending:
                 if c.marker.kind == kind:
-                    e += -math.log(max(1e-9, 1.0 - c.at(t, tau)))
+                    add = -math.log(max(1e-9, 1.0 - c.at(t, self.tau_of(c.marker))))
+                    if c.marker.speaker == "therapist":
+                        et += add
+                    else:
+                        e += add
             self.evidence[kind] = min(e_max, e)
-            out[kind] = (1.0 - math.exp(-self.evidence[kind])) * damp
+            self.therapist_evidence[kind] = min(et_max, et)
+            total = min(e_max, self.evidence[kind] + self.therapist_evidence[kind])
+            out[kind] = (1.0 - math.exp(-total)) * damp
         self._pending = []
         return out
 

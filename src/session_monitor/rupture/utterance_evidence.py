@@ -7,13 +7,18 @@ Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances
   (confrontation); a reply that minimises ("only on weekends", "not that much") is
   ``denial`` (withdrawal); any other sustain talk after a therapist question or
   reflection is ``defending_self`` (confrontation). Without a therapist turn in the
-  last ``context_s`` it counts ``no_context_factor`` as much. Strength is the
-  classifier's P(sustain) times ``sustain_weight``; below ``sustain_min_p`` nothing.
+  last ``context_s`` it counts ``no_context_factor`` as much, after a therapist turn
+  that was not input ``not_after_input_factor`` as much (sustain talk in answer to a
+  question is the ambivalence MI works with; in answer to advice it is discord). Strength rises with the
+  classifier's P(sustain) from 0 at ``sustain_min_p`` to ``sustain_weight`` at 1 (graded:
+  a reply need not be most probably sustain talk to count a little).
 - **therapist contributions** (``speaker="therapist"``: fusion caps them with
-  ``therapist_cap``, so they never alert alone): input (advice, information) in at
-  least ``input_min`` of the last ``window_turns`` turns with no reflection among them
-  (``therapist_advising``); ``closed_run`` closed questions in a row
-  (``therapist_closed_questions``).
+  ``therapist_cap`` each and ``therapist_max_score`` together, so they never alert
+  alone): each turn of input (information, advice, options; not negotiation, which asks
+  permission) with no reflection in the ``input_reflection_turns`` turns before it
+  (``therapist_unreflected_input``); input in at least ``input_min`` of the last
+  ``window_turns`` turns with no reflection among them (``therapist_advising``);
+  ``closed_run`` closed questions in a row (``therapist_closed_questions``).
 
 The running figures a clinician knows from MI coding (reflection-to-question ratio,
 share of complex reflections, share of open questions, client change vs sustain talk)
@@ -67,9 +72,14 @@ class UtteranceEvidence:
     def __init__(self, settings: UtteranceSettings, classifiers: UtteranceClassifiers) -> None:
         self.s = settings
         self.clf = classifiers
-        self._turns: deque[TherapistTurn] = deque(maxlen=max(settings.window_turns, settings.closed_run))
+        self._turns: deque[TherapistTurn] = deque(
+            maxlen=max(settings.window_turns, settings.closed_run, settings.input_reflection_turns + 1))
         self._last_therapist: TherapistTurn | None = None
-        self._last_patient_text = ""
+        # AnnoMI's utterances are turns: transcripts of one speaker in a row make one turn,
+        # and the classifiers' context is the other speaker's last turn and the speaker's own previous one
+        self._turn: dict[str, list[str]] = {"therapist": [], "patient": []}
+        self._prev_turn = {"therapist": "", "patient": ""}
+        self._speaking = ""
         self._last_reflection_t: float | None = None
         self._counts = {"reflection": 0, "complex": 0, "question": 0, "open": 0, "change": 0, "sustain": 0,
                         "neutral": 0, "input": 0, "therapist_turns": 0}
@@ -79,14 +89,21 @@ class UtteranceEvidence:
         """Markers and one ``mi_figures`` event for a final transcript (nothing for interim ones)."""
         if not tr.final or not tr.text.strip() or tr.speaker not in ("therapist", "patient"):
             return []
-        out = self._therapist(tr) if tr.speaker == "therapist" else self._patient(tr)
+        other = "patient" if tr.speaker == "therapist" else "therapist"
+        if self._speaking != tr.speaker and self._turn[tr.speaker]:
+            self._prev_turn[tr.speaker] = " ".join(self._turn[tr.speaker])
+            self._turn[tr.speaker] = []
+        context = (" ".join(self._turn[other]) or self._prev_turn[other], self._prev_turn[tr.speaker])
+        self._turn[tr.speaker].append(tr.text.strip())
+        self._speaking = tr.speaker
+        out = self._therapist(tr, *context) if tr.speaker == "therapist" else self._patient(tr, *context)
         out.append(self.figures(tr.t))
         return out
 
     # -- therapist ------------------------------------------------------------------------------------
 
-    def _therapist(self, tr: Transcript) -> list:
-        pred = self.clf.therapist(tr.text, self._last_patient_text)
+    def _therapist(self, tr: Transcript, previous: str, own_previous: str) -> list:
+        pred = self.clf.therapist(tr.text, previous, own_previous)
         b = pred["behaviour"]
         sub = {"reflection": "reflection_type", "question": "question_type",
                "therapist_input": "input_type"}.get(b.label)
@@ -98,7 +115,23 @@ class UtteranceEvidence:
         self._last_therapist = turn
         if turn.behaviour == "reflection":
             self._last_reflection_t = tr.end
-        return self._advising(tr) + self._closed(tr)
+        return self._unreflected(tr, turn) + self._advising(tr) + self._closed(tr)
+
+    def _unreflected(self, tr: Transcript, turn: TherapistTurn) -> list[Marker]:
+        """Input (not negotiation) with no reflection in the turns just before it."""
+        if turn.behaviour != "therapist_input" or turn.subtype == "negotiation":
+            return []
+        before = list(self._turns)[:-1][-self.s.input_reflection_turns:]
+        if any(t.behaviour == "reflection" for t in before):
+            return []
+        since = (f"no reflection since {_clock(self._last_reflection_t)}" if self._last_reflection_t is not None
+                 else "no reflection yet this session")
+        what = turn.subtype or "input"
+        return [Marker(t=tr.t, speaker="therapist", kind="confrontation", marker="therapist_unreflected_input",
+                       strength=min(1.0, self.s.input_strength * turn.probability), start=tr.start, end=tr.end,
+                       cue="classifier",
+                       explanation=f"{what} (p={turn.probability:.2f}) without a reflection first; {since}: "
+                                   f"{quoted(tr.text, 80)}")]
 
     def _count_therapist(self, turn: TherapistTurn) -> None:
         c = self._counts
@@ -144,20 +177,22 @@ class UtteranceEvidence:
 
     # -- patient ----------------------------------------------------------------------------------------
 
-    def _patient(self, tr: Transcript) -> list:
+    def _patient(self, tr: Transcript, previous: str, own_previous: str) -> list:
         prev = self._last_therapist
-        pred = self.clf.patient(tr.text, prev.text if prev else "")
-        self._last_patient_text = tr.text
+        pred = self.clf.patient(tr.text, previous, own_previous)
         self._counts[pred.label] += 1
         p = pred.probabilities.get("sustain", 0.0)
-        if pred.label != "sustain" or p < self.s.sustain_min_p:
+        if p <= self.s.sustain_min_p:
             return []
         return [self._sustain_marker(tr, pred, prev)]
 
     def _sustain_marker(self, tr: Transcript, pred: Prediction, prev: TherapistTurn | None) -> Marker:
         p = pred.probabilities["sustain"]
         in_context = prev is not None and tr.start - prev.end <= self.s.context_s
-        strength = min(1.0, self.s.sustain_weight * p * (1.0 if in_context else self.s.no_context_factor))
+        ramp = (p - self.s.sustain_min_p) / max(1e-9, 1.0 - self.s.sustain_min_p)
+        after_input = in_context and prev.behaviour == "therapist_input"
+        factor = 1.0 if after_input else self.s.not_after_input_factor if in_context else self.s.no_context_factor
+        strength = min(1.0, self.s.sustain_weight * ramp * factor)
         words = quoted(tr.text, 80)
         if in_context and prev.behaviour == "therapist_input":
             kind, marker = "confrontation", "rejecting_intervention"

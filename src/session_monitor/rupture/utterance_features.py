@@ -1,9 +1,12 @@
 """Text features of one utterance, shared by the training script and the run-time classifiers.
 
 An utterance becomes a bag of named features (word 1-2 grams, its first and last
-word, a length bin, a bin of how many of its words the other speaker just said, and,
-where asked, the n-grams of the other speaker's preceding utterance marked ``p:``),
-each with a raw count. Character n-grams were tried and dropped: grouped CV gave
+word, a length bin, a bin of how many of its words the other speaker just said, the
+n-grams of the other speaker's preceding utterance marked ``p:``, and the words, first
+and last word of the same speaker's own previous utterance marked ``o:``), each with a
+raw count. The own previous utterance carries the conversation's state: talk types come
+in runs (after sustain talk 42 % of client replies are sustain talk again, after neutral
+talk 8 %), and grouped CV gave therapist macro-F1 0.737 with it against 0.734 without. Character n-grams were tried and dropped: grouped CV gave
 0.72 vs 0.73 therapist macro-F1, 0.495 vs 0.491 client, at three times the features. The
 classifiers (:mod:`session_monitor.rupture.utterances`) weight the counts by
 TF-IDF, L2-normalise and apply a linear model in numpy. Training
@@ -21,7 +24,7 @@ from collections import Counter
 __all__ = ["FEATURE_VERSION", "features", "overlap_bin", "tokens"]
 
 #: Bumped whenever :func:`features` changes; the model file records the version it was trained with.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[?!]")
 _STOP = frozenset(
@@ -56,14 +59,15 @@ def overlap_bin(toks: list[str], previous: list[str]) -> int:
     return 0 if share == 0 else 1 if share < 0.25 else 2 if share < 0.5 else 3
 
 
-def features(text: str, previous: str = "", *, context: bool = True) -> Counter:
+def features(text: str, previous: str = "", own_previous: str = "", *, context: bool = True) -> Counter:
     """The named feature counts of ``text``, said after the other speaker said ``previous``.
 
     Parameters
     ----------
     text : what this speaker said (one final transcript)
     previous : the other speaker's preceding utterance ("" at the start of a session)
-    context : also the n-grams of ``previous`` (the client model uses them, the therapist's not)
+    own_previous : this speaker's own previous utterance ("" for their first)
+    context : also the n-grams of ``previous``
 
     Returns
     -------
@@ -81,4 +85,12 @@ def features(text: str, previous: str = "", *, context: bool = True) -> Counter:
         out[f"ov:{overlap_bin(toks, prev)}"] += 1
     else:
         out["p:none"] += 1
+    own = tokens(own_previous)
+    for w in own:
+        out["o:" + w] += 1
+    if own:
+        out["ofirst:" + own[0]] += 1
+        out["olast:" + own[-1]] += 1
+    else:
+        out["o:none"] += 1
     return out

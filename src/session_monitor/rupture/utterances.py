@@ -88,8 +88,9 @@ class _Speaker:
         self.idf = idf.astype(np.float32)
         self.tasks = tasks
 
-    def vector(self, text: str, previous: str) -> tuple[np.ndarray, np.ndarray]:
-        pairs = sorted((self.index[f], c) for f, c in features(text, previous, context=self.context).items() if f in self.index)
+    def vector(self, text: str, previous: str, own_previous: str) -> tuple[np.ndarray, np.ndarray]:
+        feats = features(text, previous, own_previous, context=self.context)
+        pairs = sorted((self.index[f], c) for f, c in feats.items() if f in self.index)
         if not pairs:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         idx = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
@@ -102,7 +103,8 @@ class UtteranceClassifiers:
     """Both speakers' classifiers, loaded from one model file.
 
     Use :meth:`patient` on the patient's final transcripts and :meth:`therapist` on the
-    therapist's; ``previous`` is the other speaker's preceding transcript.
+    therapist's; ``previous`` is the other speaker's preceding transcript, ``own_previous``
+    the same speaker's previous one.
     """
 
     def __init__(self, header: dict, speakers: dict[str, _Speaker], path: Path) -> None:
@@ -115,20 +117,20 @@ class UtteranceClassifiers:
         """The training data's identity (file, sha256, transcripts, utterances)."""
         return dict(self.header.get("trained_on", {}))
 
-    def patient(self, text: str, previous: str = "") -> Prediction:
+    def patient(self, text: str, previous: str = "", own_previous: str = "") -> Prediction:
         """Client talk type of ``text`` (``change`` / ``neutral`` / ``sustain``)."""
         sp = self._speakers["client"]
-        idx, val = sp.vector(text, previous)
+        idx, val = sp.vector(text, previous, own_previous)
         return sp.tasks["client_talk"].predict(idx, val)
 
-    def therapist(self, text: str, previous: str = "") -> dict[str, Prediction]:
+    def therapist(self, text: str, previous: str = "", own_previous: str = "") -> dict[str, Prediction]:
         """Therapist behaviour of ``text``: ``behaviour``, ``reflection_type``, ``question_type``, ``input_type``.
 
         The subtype predictions are always given; they mean something only where
         ``behaviour`` is the matching class.
         """
         sp = self._speakers["therapist"]
-        idx, val = sp.vector(text, previous)
+        idx, val = sp.vector(text, previous, own_previous)
         return {
             "behaviour": sp.tasks["therapist_behaviour"].predict(idx, val),
             "reflection_type": sp.tasks["reflection_type"].predict(idx, val),

@@ -82,7 +82,8 @@ RELATIONS: dict[str, tuple[Relation, ...]] = {
                         not_above("min_pause_ms", "utterance_end_ms")),
     "roles": (Relation(("stereo",), _known_roles, "stereo may name only therapist, patient or unknown"),
               distinct("stereo", ignore=("unknown",))),
-    "fusion": (less("alert_off", "alert_on", why="hysteresis"),),
+    "fusion": (less("alert_off", "alert_on", why="hysteresis"),
+               less("therapist_max_score", "alert_on", why="therapist contributions never alert alone")),
     "evidence": (not_above("baseline_min_n", "baseline_n"),),
     "attribution": (not_above("min_chunk_s", "chunk_s"), not_above("enrol_min_s", "enrol_max_s")),
 }
