@@ -76,7 +76,7 @@ def test_input_without_a_reflection_first_is_a_therapist_marker_quoting_it_and_a
     assert len(found) == 1
     m = found[0]
     assert m.kind == "confrontation" and "without a reflection first" in m.explanation
-    assert "'I would recommend that you cut down" in m.explanation and "no reflection yet" in m.explanation
+    assert "\u2018I would recommend that you cut down" in m.explanation and "no reflection yet" in m.explanation
     p = float(re.search(r"p=(0\.\d\d)", m.explanation).group(1))
     assert m.strength == pytest.approx(0.6 * p, abs=0.6 * 0.005 + 1e-9)
     conv = Conversation()
