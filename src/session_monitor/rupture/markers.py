@@ -1,5 +1,6 @@
 """What the patient and the therapist evidence share: recognised cues into ``marker`` events.
 
+- :class:`Cooldown`: each named marker at most once per ``repeat_s``;
 - :class:`Once`: a bounded memory of what was already said about an utterance (a
   transcript can come twice: an interim pass, then the final);
 - :func:`lexical_markers`: the lexicon's hits in a transcript, each a marker quoting its sentence;
@@ -16,11 +17,27 @@ from session_monitor.events import Marker, Overlap, Transcript
 from session_monitor.quotes import quoted
 from session_monitor.rupture.lexicon import LexicalHit
 
-__all__ = ["InterruptionRun", "Once", "interruption_marker", "lexical_markers"]
+__all__ = ["Cooldown", "InterruptionRun", "Once", "interruption_marker", "lexical_markers"]
 
 
 def _clamp(strength: float) -> float:
     return max(0.0, min(1.0, strength))
+
+
+class Cooldown:
+    """Each named marker at most once per ``repeat_s`` seconds of session time."""
+
+    def __init__(self, repeat_s: float) -> None:
+        self.repeat_s = repeat_s
+        self._last: dict[str, float] = {}
+
+    def ready(self, name: str, t: float) -> bool:
+        """True (and ``name`` counted as said at ``t``) unless it was said less than ``repeat_s`` ago."""
+        last = self._last.get(name)
+        if last is not None and t - last < self.repeat_s:
+            return False
+        self._last[name] = t
+        return True
 
 
 class Once:

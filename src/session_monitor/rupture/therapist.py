@@ -21,7 +21,13 @@ import numpy as np
 
 from session_monitor.events import Event, Marker, Overlap, Prosody, Speech, TalkShare, Transcript
 from session_monitor.rupture.lexicon import Lexicon, normalize, split_sentences
-from session_monitor.rupture.markers import InterruptionRun, Once, interruption_marker, lexical_markers
+from session_monitor.rupture.markers import (
+    Cooldown,
+    InterruptionRun,
+    Once,
+    interruption_marker,
+    lexical_markers,
+)
 from session_monitor.settings.loader import EvidenceSettings
 
 __all__ = ["Invitation", "TherapistEvidence"]
@@ -87,7 +93,7 @@ class TherapistEvidence:
         self._turns_without_reflection = 0
         self._last_patient_end = 0.0
         self._monologue_flagged_at = -1.0
-        self._last_emit: dict[str, float] = {}
+        self._cooldown = Cooldown(self.s.repeat_s)
         self._interruptions = InterruptionRun()
 
     # -- what the patient side asks ------------------------------------------------------------------
@@ -196,7 +202,7 @@ class TherapistEvidence:
             return []
         self._turns_without_reflection += 1
         n = self._turns_without_reflection
-        if n < self.s.reflection_turns or not self._may_emit("therapist_few_reflections", tr.t):
+        if n < self.s.reflection_turns or not self._cooldown.ready("therapist_few_reflections", tr.t):
             return []
         return [Marker(t=tr.t, speaker="therapist", kind="withdrawal", marker="therapist_few_reflections",
                        strength=0.5, start=tr.start, end=tr.end, cue="lexical",
@@ -211,17 +217,10 @@ class TherapistEvidence:
         share = ts.shares.get("therapist")
         if share is None or ts.t < min(ts.window_s, 60.0) or share < self.s.dominance_share:
             return []
-        if not self._may_emit("therapist_dominance_share", ts.t):
+        if not self._cooldown.ready("therapist_dominance_share", ts.t):
             return []
         return [Marker(t=ts.t, speaker="therapist", kind="withdrawal", marker="therapist_dominance",
                        strength=min(1.0, 0.5 + (share - self.s.dominance_share) * 2.5),
                        start=max(0.0, ts.t - ts.window_s), end=ts.t, cue="turn_taking",
                        explanation=f"you did {share:.0%} of the talking over the last {ts.window_s:.0f} s")]
-
-    def _may_emit(self, name: str, t: float) -> bool:
-        last = self._last_emit.get(name)
-        if last is not None and t - last < self.s.repeat_s:
-            return False
-        self._last_emit[name] = t
-        return True
 

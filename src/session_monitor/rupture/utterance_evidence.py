@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from session_monitor.events import Marker, MiFigures, Transcript
 from session_monitor.quotes import quoted
+from session_monitor.rupture.markers import Cooldown
 from session_monitor.rupture.utterances import Prediction, UtteranceClassifiers
 from session_monitor.settings.sections import UtteranceSettings
 
@@ -83,7 +84,7 @@ class UtteranceEvidence:
         self._last_reflection_t: float | None = None
         self._counts = {"reflection": 0, "complex": 0, "question": 0, "open": 0, "change": 0, "sustain": 0,
                         "neutral": 0, "input": 0, "therapist_turns": 0}
-        self._last_emit: dict[str, float] = {}
+        self._cooldown = Cooldown(self.s.repeat_s)
 
     def on_transcript(self, tr: Transcript) -> list:
         """Markers and one ``mi_figures`` event for a final transcript (nothing for interim ones)."""
@@ -152,7 +153,7 @@ class UtteranceEvidence:
         n_input = sum(t.behaviour == "therapist_input" for t in recent)
         if n_input < self.s.input_min or any(t.behaviour == "reflection" for t in recent):
             return []
-        if not self._may_emit("therapist_advising", tr.t):
+        if not self._cooldown.ready("therapist_advising", tr.t):
             return []
         since = (f"no reflection since {_clock(self._last_reflection_t)}" if self._last_reflection_t is not None
                  else "no reflection yet this session")
@@ -168,7 +169,7 @@ class UtteranceEvidence:
         recent = list(self._turns)[-n:]
         if len(recent) < n or not all(t.behaviour == "question" and t.subtype == "closed" for t in recent):
             return []
-        if not self._may_emit("therapist_closed_questions", tr.t):
+        if not self._cooldown.ready("therapist_closed_questions", tr.t):
             return []
         return [Marker(t=tr.t, speaker="therapist", kind="withdrawal", marker="therapist_closed_questions",
                        strength=min(1.0, self.s.therapist_strength), start=recent[0].start, end=tr.end,
@@ -225,10 +226,3 @@ class UtteranceEvidence:
                          change_talk=c["change"], sustain_talk=c["sustain"],
                          change_share=share(c["change"], client),
                          input_share=share(c["input"], c["therapist_turns"]))
-
-    def _may_emit(self, name: str, t: float) -> bool:
-        last = self._last_emit.get(name)
-        if last is not None and t - last < self.s.repeat_s:
-            return False
-        self._last_emit[name] = t
-        return True
