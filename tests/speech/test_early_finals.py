@@ -79,9 +79,10 @@ def _recording(tmp_path) -> str:
     return str(path)
 
 
-def _live_passes(path, settings) -> tuple[list[Transcript], list[float]]:
+def _live_passes(path, settings, early_jobs: list | None = None) -> tuple[list[Transcript], list[float]]:
     """The transcripts of a paced replay of ``path`` (the live code path, the real bundled model)
-    and the length of each Whisper pass, in the order the worker's one thread made them."""
+    and the length of each Whisper pass, in the order the worker's one thread made them; the
+    early passes sent are appended to ``early_jobs``."""
     backend = WhisperBackend(settings.transcriber)
     passes: list[float] = []
     original = backend.transcribe
@@ -96,7 +97,11 @@ def _live_passes(path, settings) -> tuple[list[Transcript], list[float]]:
     got: list[Transcript] = []
     bus.subscribe(lambda e: got.append(e) if isinstance(e, Transcript) else None)
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=1.0)  # paced: the live code path
-    Pipeline.from_settings(settings, source, bus, roles=["therapist", "patient"], worker=worker).run()
+    pipeline = Pipeline.from_settings(settings, source, bus, roles=["therapist", "patient"], worker=worker)
+    if early_jobs is not None:
+        started = pipeline.feed.early.started
+        pipeline.feed.early.started = lambda job: early_jobs.append(job) or started(job)
+    pipeline.run()
     return got, passes
 
 
@@ -140,3 +145,26 @@ def test_no_early_pass_while_the_other_speaker_talks(tmp_path):
     assert "see" in finals["patient"].text.lower() and "worries" in finals["therapist"].text.lower()
     assert not [t for t in got if not t.final], "no interim: nothing was transcribed before its speaker went on"
     assert len(passes) == 2, passes  # one pass each
+
+
+@pytest.mark.slow
+def test_early_pass_when_the_other_speaker_has_just_taken_the_turn(tmp_path):
+    """The patient starts talking before the therapist has finished (they take the turn over):
+    the therapist's final pass still starts at their pause, not 300 ms later at the close."""
+    therapist = espeak("I was wondering whether we could look at the list of worries from last week")
+    reply = espeak("well I suppose we could but I am not sure it will help me very much this time")
+    lead = SR // 2
+    reply_at = lead + len(therapist) - int(0.8 * SR)  # 0.8 s of overlap at the change of turn
+    n = reply_at + len(reply) + 2 * SR
+    left = np.concatenate([noise(lead, seed=1), therapist, noise(n - lead - len(therapist), seed=3)])
+    right = np.concatenate([noise(reply_at, seed=5), reply, noise(n - reply_at - len(reply), seed=4)])
+    path = tmp_path / "take_over.wav"
+    sf.write(path, np.stack([left, right], axis=1), SR)
+    early: list = []
+    got, passes = _live_passes(path, load_settings(), early)
+    finals = {t.speaker: t for t in got if t.final}
+    assert "worries" in finals["therapist"].text.lower() and "help" in finals["patient"].text.lower()
+    assert not [t for t in got if not t.final] and len(passes) == 2, passes
+    # the therapist's one pass was the early one, sent at their pause while the patient talked
+    [sent] = [j for j in early if j.speaker == "therapist"]
+    assert (sent.start, sent.end) == (finals["therapist"].start, finals["therapist"].end)

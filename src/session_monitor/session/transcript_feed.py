@@ -102,15 +102,20 @@ class TranscriptFeed:
     def at_pause(self, channel: int, speaker: str, t: float, vads: Sequence[SpeechActivity],
                  position: int) -> list[TranscriptionResult]:
         """At a pause on ``channel``, if the worker is idle: transcribe the utterance so far (see
-        early_finals). Not while another channel's speaker is talking: that utterance's final
-        would wait behind a pass that may turn out an interim (the speaker may go on)."""
+        early_finals).
+
+        Not while another channel's speaker is talking in an utterance that began before this
+        one: they hold the floor and may end any moment, and their final would wait behind a
+        pass that may turn out an interim (this speaker may go on: a reply inside their turn).
+        One who started talking *after* this utterance began is taking the turn over: their
+        utterance is young, and this one's final is the one due now."""
         if self.early is None or self.worker is None or self.worker.pending:
-            return []
-        if any(v.speaking for c, v in enumerate(vads) if c != channel):
             return []
         span = vads[channel].paused_utterance()
         if span is None or position < span[1] + self.pad:
             return []  # still speaking, or the padding after the pause is not recorded yet
+        if any(_holds_floor(v, span[0]) for c, v in enumerate(vads) if c != channel):
+            return []
         job = self._job(channel, span[0], span[1], final=True, t=t, speaker=speaker)
         if job is None:
             return []
@@ -181,6 +186,12 @@ class TranscriptFeed:
         if self.early is not None:
             ready += self.early.finish()
         return ready
+
+
+def _holds_floor(vad: SpeechActivity, since: int) -> bool:
+    """Whether ``vad``'s speaker is talking in an utterance open since before sample ``since``."""
+    span = vad.open_utterance()
+    return vad.speaking and span is not None and span[0] <= since
 
 
 def to_transcript(result: TranscriptionResult, t: float) -> Transcript | None:
