@@ -5,8 +5,8 @@ the VAD's state); finished speech segments get their prosodic summary; closed
 utterances go to the transcription worker. Turn-taking runs across channels.
 Analyzers (the rupture model) see every event in order and may add their own.
 
-Everything is ordered by session time through an *outbox*. Live, a transcript
-enters the stream when the worker returns it (``t`` = the session time then). On a
+Everything is ordered by session time through an *outbox* (:mod:`~session_monitor.session.outbox`).
+Live, a transcript enters the stream when the worker returns it (``t`` = the session time then). On a
 ``--speed max`` replay the stream is made deterministic: each utterance holds a
 place at the time it closed, and events after it wait until its transcript is in
 (the pipeline runs ahead by at most ``transcriber.max_lookahead_s`` of audio), so
@@ -15,13 +15,12 @@ the same file and config give the same events.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from session_monitor.prosody.tracker import ProsodyTracker
 from session_monitor.prosody.tracker import warm_up as warm_up_prosody
 from session_monitor.session.bus import EventBus
 from session_monitor.session.input_checks import InputChecks
+from session_monitor.session.outbox import TICK, Outbox, OutboxItem
 from session_monitor.session.stages import Analyzer, RunStats
 from session_monitor.session.transcript_feed import TranscriptFeed, TranscriptSlot, to_transcript
 from session_monitor.settings import ProsodySettings, Settings, SpeechActivitySettings, TranscriberSettings
@@ -44,19 +44,11 @@ from session_monitor.speech.call_echo import CallEchoDetector
 from session_monitor.speech.transcriber import TranscriptionResult, TranscriptionWorker
 from session_monitor.speech.turns import TurnTracker
 
-__all__ = ["AnalyzerTick", "Pipeline"]
+__all__ = ["Pipeline"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class AnalyzerTick:
-    """Outbox entry: the analyzers tick at this entry's time (a block end)."""
-
-
-_TICK = AnalyzerTick()
-#: What the ordered output holds: an event, a tick of the analyzers, or a replay's transcript slot.
-OutboxItem = Event | AnalyzerTick | TranscriptSlot
 #: Audio read ahead and scored by the VAD at once on a --speed max replay (samples).
 _SCORE_AHEAD = 4 * SAMPLE_RATE
 
@@ -125,8 +117,6 @@ class Pipeline:
         self._keep_s = speech_activity.max_utterance_s + 5.0 + transcriber.pad_ms / 1000
         self.feed = TranscriptFeed(worker, transcriber, roles=self.roles, deterministic=deterministic,
                                    keep_s=self._keep_s)
-        self._outbox: list[tuple[float, int, OutboxItem]] = []
-        self._seq = 0
         self._next_health = 0.0
         self._inbox: list[Event] = []  # events from other threads (dashboard annotations)
         self._inbox_lock = threading.Lock()
@@ -135,6 +125,7 @@ class Pipeline:
         self._channel_ok = (True,) * len(self.roles)
         self._lost_since: float | None = None
         self.stats = RunStats()
+        self._outbox = Outbox(bus, self.analyzers, self.stats)
 
     @classmethod
     def from_settings(cls, settings: Settings, source: AudioSource, bus: EventBus, *, roles: Sequence[str],
@@ -244,11 +235,11 @@ class Pipeline:
             out.extend(self.attribution.process(None, flushed) if self.attribution is not None else flushed)
         self._handle_stage_output(out, t)
         self._push_results(self.feed.finish(), t)
-        self._push(t, _TICK)
+        self._push(t, TICK)
         self._flush(final=True)
         for analyzer in self.analyzers:
-            self._publish_all(analyzer.finish(t))
-        self._publish(SessionEvent(t=t, state="ended", source=self.source.name, sample_rate=SAMPLE_RATE,
+            self._outbox.publish_all(analyzer.finish(t))
+        self._outbox.publish(SessionEvent(t=t, state="ended", source=self.source.name, sample_rate=SAMPLE_RATE,
                                    channels=self.source.channels, roles=tuple(self.roles), complete=complete))
 
     # -- one block ---------------------------------------------------------------------------------------
@@ -294,7 +285,7 @@ class Pipeline:
         if t >= self._next_health:
             self._next_health = t + self.health_every_s
             self._push(t, self._health(t))
-        self._push(t, _TICK)
+        self._push(t, TICK)
 
     def _watch_audio(self, t: float) -> None:
         """Health at once when capture is lost or back; no response gap spans lost audio.
@@ -380,39 +371,11 @@ class Pipeline:
     # -- ordered output -------------------------------------------------------------------------------------
 
     def _push(self, t: float, item: OutboxItem) -> None:
-        self._seq += 1
-        heapq.heappush(self._outbox, (t, self._seq, item))
+        self._outbox.push(t, item)
 
     def _flush(self, *, final: bool) -> None:
-        while self._outbox:
-            t, _seq, item = self._outbox[0]
-            if isinstance(item, TranscriptSlot):
-                ready, result = self.feed.slot_result(item, behind_s=self.now_s - t, final=final)
-                if not ready:
-                    return
-                heapq.heappop(self._outbox)
-                ev = self._transcript(result, t) if result is not None else None
-                if ev is not None:
-                    self._publish(ev)
-                continue
-            heapq.heappop(self._outbox)
-            if isinstance(item, AnalyzerTick):
-                for analyzer in self.analyzers:
-                    self._publish_all(analyzer.tick(t))
-            else:
-                self._publish(item)
+        self._outbox.flush(self._slot_transcript, final=final)
 
-    def _publish_all(self, events: Iterable[Event]) -> None:
-        for ev in events:
-            self._publish(ev)
-
-    def _publish(self, event: Event) -> None:
-        self.stats.events += 1
-        if isinstance(event, Speech):
-            self.stats.speech_segments += 1
-        self.bus.publish(event)
-        for analyzer in self.analyzers:
-            for derived in analyzer.on_event(event):
-                self.stats.events += 1
-                self.bus.publish(derived)
-
+    def _slot_transcript(self, slot: TranscriptSlot, t: float, final: bool) -> tuple[bool, Transcript | None]:
+        ready, result = self.feed.slot_result(slot, behind_s=self.now_s - t, final=final)
+        return ready, (self._transcript(result, t) if ready and result is not None else None)
