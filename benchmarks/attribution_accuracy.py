@@ -4,6 +4,9 @@
 - the conversations built from ``../shared/data/voices`` (tests/support/voices.py): ten
   pairs, without an enrolment and with person A enrolled from held-out speech;
 - ``jfk.flac``: one voice (share of its speech given to the second voice);
+- the 60 readings of ``../shared/data/voices`` alone, each one person for 11-17 s: how many
+  get a second voice, and the mean share of speech given to it (the one-voice target on
+  more than one recording);
 - the sample sessions (``sample_audio``, two espeak-ng voices) mixed to mono.
 
 Accuracy: share of single-speaker 10 ms frames that the VAD passed whose speaker is right
@@ -59,6 +62,26 @@ def jfk_second_voice_share(overrides: dict) -> float:
     total = sum(s.end - s.start for s in speech)
     first = speech[0].speaker if speech else None
     return sum(s.end - s.start for s in speech if s.speaker not in (first, "unknown")) / max(total, 1e-9)
+
+
+def one_voice_readings(overrides: dict) -> tuple[int, int, float]:
+    """Each reading of shared/data/voices alone (one person): readings given a second voice, readings,
+    mean share of speech given to it."""
+    import soundfile as sf
+
+    from session_monitor.settings.loader import load_settings
+    from support.attribution import attribute
+    from support.voices import VOICES, speakers
+
+    settings = load_settings(overrides=overrides)
+    shares = []
+    for name, _ in speakers():
+        y, _ = sf.read(VOICES / name, dtype="float32")
+        speech = attribute(y if y.ndim == 1 else y.mean(axis=1), settings).speech
+        total = sum(s.end - s.start for s in speech)
+        first = speech[0].speaker if speech else None
+        shares.append(sum(s.end - s.start for s in speech if s.speaker not in (first, "unknown")) / max(total, 1e-9))
+    return sum(x > 0 for x in shares), len(shares), float(np.mean(shares))
 
 
 def sample_sessions(overrides: dict) -> list[tuple[str, float]]:
@@ -125,6 +148,8 @@ def main() -> int:
             print(f"call chunk_s {cs}: {call({'attribution': {**base['attribution'], 'chunk_s': cs}}):.3f}",
                   flush=True)
         print(f"jfk: share given to a second voice {jfk_second_voice_share(base):.3f}", flush=True)
+        split, n, share = one_voice_readings(base)
+        print(f"one-voice readings: {split} of {n} given a second voice, mean share {share:.3f}", flush=True)
         rows = sample_sessions(base)
         print(f"sample sessions mixed to mono: mean {np.mean([a for _, a in rows]):.3f}  "
               + "  ".join(f"{n} {a:.2f}" for n, a in rows), flush=True)

@@ -106,6 +106,33 @@ def test_one_speaker_stays_one_voice(settings):
     assert result.speech and {s.speaker for s in result.speech} == {"therapist"}
 
 
+def test_most_single_readers_stay_one_voice(settings):
+    """Each of the 60 readings of shared/data/voices alone (one person, 11-17 s, no enrolment).
+
+    Measured: 17 of 60 get a second voice, 0.156 of the speech on average (mfcc in the same run:
+    52 of 60, 0.404). jfk.flac stays whole, but the one-voice target does not hold for every
+    reader: mostly the second chunk, compared with the first alone, is below
+    new_voice_similarity (0.55-0.70); the call's second woman is first heard at 0.64
+    (docs/attribution.md, "Second round"). Bounds: the measured figures plus 3 readings / 0.03.
+    """
+    import soundfile as sf
+
+    from support.voices import VOICES, speakers
+
+    shared_file("voices/SPEAKERS.tsv")
+    shares = []
+    for name, _ in speakers():
+        y, _ = sf.read(VOICES / name, dtype="float32")
+        speech = attribute(y if y.ndim == 1 else y.mean(axis=1), settings).speech
+        assert speech, name
+        total = sum(s.end - s.start for s in speech)
+        shares.append(sum(s.end - s.start for s in speech if s.speaker not in (speech[0].speaker, "unknown"))
+                      / total)
+    assert len(shares) == 60
+    assert sum(x > 0 for x in shares) <= 20, shares
+    assert np.mean(shares) <= 0.19, shares
+
+
 def test_telephone_call_against_rttm():
     import soundfile as sf
 
