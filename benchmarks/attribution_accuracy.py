@@ -3,6 +3,8 @@
 - ``conversation_2speakers.wav`` (a real telephone call, RTTM truth) at chunk_s 0.9-1.2;
 - the conversations built from ``../shared/data/voices`` (tests/support/voices.py): ten
   pairs, without an enrolment and with person A enrolled from held-out speech;
+- ``stereo_diarization.wav``: its two channels (a real voice each) one after the other, mixed to
+  mono, at chunk_s 0.9-1.2;
 - ``jfk.flac``: one voice (share of its speech given to the second voice);
 - the 60 readings of ``../shared/data/voices`` alone, each one person for 11-17 s: how many
   get a second voice, and the mean share of speech given to it (the one-voice target on
@@ -46,6 +48,26 @@ def call(overrides: dict) -> float:
     y, _ = sf.read(wav, dtype="float32")
     result = attribute(y, load_settings(overrides=overrides))
     return frame_accuracy(result.speech, _rttm(wav.with_suffix(".rttm")), len(y) / 16000)["accuracy_vad"]
+
+
+def stereo_diarization(overrides: dict) -> float:
+    """stereo_diarization.wav's channels one after the other (0.8 s apart), mixed to mono; truth from
+    each channel's own VAD (as tests/speakers/test_attribution.py)."""
+    import soundfile as sf
+
+    from session_monitor.settings.loader import load_settings
+    from support.attribution import attribute, frame_accuracy
+    from support.audio import SHARED_DATA
+
+    y, _ = sf.read(SHARED_DATA / "stereo_diarization.wav", dtype="float32")
+    gap = np.zeros(int(0.8 * 16000), dtype=np.float32)
+    turns = np.stack([np.concatenate([y[:, 0], gap, np.zeros_like(y[:, 1])]),
+                      np.concatenate([np.zeros_like(y[:, 0]), gap, y[:, 1]])], axis=1)
+    truth = [(seg.start, seg.end, name) for c, name in enumerate(("left", "right"))
+             for seg in attribute(np.ascontiguousarray(turns[:, c]), load_settings()).speech]
+    mono = turns.mean(axis=1)
+    return frame_accuracy(attribute(mono, load_settings(overrides=overrides)).speech, truth,
+                          len(mono) / 16000)["accuracy_vad"]
 
 
 def jfk_second_voice_share(overrides: dict) -> float:
@@ -147,6 +169,9 @@ def main() -> int:
         for cs in lengths:
             print(f"call chunk_s {cs}: {call({'attribution': {**base['attribution'], 'chunk_s': cs}}):.3f}",
                   flush=True)
+        sd = [stereo_diarization({"attribution": {**base["attribution"], "chunk_s": cs}}) for cs in lengths]
+        print("stereo_diarization in turns, mono, chunk_s " + " / ".join(map(str, lengths)) + ": "
+              + " / ".join(f"{a:.3f}" for a in sd), flush=True)
         print(f"jfk: share given to a second voice {jfk_second_voice_share(base):.3f}", flush=True)
         split, n, share = one_voice_readings(base)
         print(f"one-voice readings: {split} of {n} given a second voice, mean share {share:.3f}", flush=True)
