@@ -9,7 +9,8 @@
 - the 60 readings of ``../shared/data/voices`` alone, each one person for 11-17 s: how many
   get a second voice, and the mean share of speech given to it (the one-voice target on
   more than one recording);
-- the sample sessions (``sample_audio``, two espeak-ng voices) mixed to mono.
+- the sample sessions (``sample_audio``, two espeak-ng voices) mixed to mono, without an
+  enrolment and with the therapist enrolled from another session's therapist channel.
 
 Accuracy: share of single-speaker 10 ms frames that the VAD passed whose speaker is right
 (the better role assignment without an enrolment; A = therapist with one).
@@ -106,13 +107,15 @@ def one_voice_readings(overrides: dict) -> tuple[int, int, float]:
     return sum(x > 0 for x in shares), len(shares), float(np.mean(shares))
 
 
-def sample_sessions(overrides: dict) -> list[tuple[str, float]]:
-    """The sample sessions (two espeak-ng voices) mixed to mono, without an enrolment."""
+def sample_sessions(overrides: dict, *, enrolled: bool = False) -> list[tuple[str, float]]:
+    """The sample sessions (two espeak-ng voices) mixed to mono; ``enrolled``: the therapist enrolled
+    from another session's therapist channel (calm_reflective's; demo_session's for calm_reflective)."""
     import json
 
     import soundfile as sf
 
     from session_monitor.settings.loader import load_settings
+    from session_monitor.speakers.enrollment import enrol
     from support.attribution import attribute, frame_accuracy
 
     settings = load_settings(overrides=overrides)
@@ -124,8 +127,13 @@ def sample_sessions(overrides: dict) -> list[tuple[str, float]]:
             continue
         y, rate = sf.read(audio, dtype="float32", always_2d=True)
         turns = [(t["start"], t["end"], t["speaker"]) for t in truth["transcript"]]
-        result = attribute(y.mean(axis=1), settings)
-        out.append((audio.stem, frame_accuracy(result.speech, turns, len(y) / rate)["accuracy_vad"]))
+        profile, mapping = None, None
+        if enrolled:
+            other = "demo_session" if audio.stem == "calm_reflective" else "calm_reflective"
+            therapist, _ = sf.read(ROOT / "sample_audio" / f"{other}.flac", dtype="float32")
+            profile, mapping = enrol(therapist[:, 0], settings), {"therapist": "therapist", "patient": "patient"}
+        result = attribute(y.mean(axis=1), settings, profile=profile)
+        out.append((audio.stem, frame_accuracy(result.speech, turns, len(y) / rate, mapping=mapping)["accuracy_vad"]))
     return out
 
 
@@ -175,9 +183,11 @@ def main() -> int:
         print(f"jfk: share given to a second voice {jfk_second_voice_share(base):.3f}", flush=True)
         split, n, share = one_voice_readings(base)
         print(f"one-voice readings: {split} of {n} given a second voice, mean share {share:.3f}", flush=True)
-        rows = sample_sessions(base)
-        print(f"sample sessions mixed to mono: mean {np.mean([a for _, a in rows]):.3f}  "
-              + "  ".join(f"{n} {a:.2f}" for n, a in rows), flush=True)
+        for enrolled in (False, True):
+            rows = sample_sessions(base, enrolled=enrolled)
+            label = ", therapist enrolled from another session" if enrolled else ""
+            print(f"sample sessions mixed to mono{label}: mean {np.mean([a for _, a in rows]):.3f}  "
+                  + "  ".join(f"{n} {a:.2f}" for n, a in rows), flush=True)
         for enrolled in (False, True):
             rows = pairs(base, enrolled=enrolled)
             accs = np.array([acc for _, acc in rows])
