@@ -3,8 +3,14 @@
 - ``conversation_2speakers.wav`` (a real telephone call, RTTM truth) at chunk_s 0.9-1.2;
 - the conversations built from ``../shared/data/voices`` (tests/support/voices.py): ten
   pairs, without an enrolment and with person A enrolled from held-out speech;
+- ``stereo_diarization.wav``: its two channels (a real voice each) one after the other, mixed to
+  mono, at chunk_s 0.9-1.2;
 - ``jfk.flac``: one voice (share of its speech given to the second voice);
-- the sample sessions (``sample_audio``, two espeak-ng voices) mixed to mono.
+- the 60 readings of ``../shared/data/voices`` alone, each one person for 11-17 s: how many
+  get a second voice, and the mean share of speech given to it (the one-voice target on
+  more than one recording);
+- the sample sessions (``sample_audio``, two espeak-ng voices) mixed to mono, without an
+  enrolment and with the therapist enrolled from another session's therapist channel.
 
 Accuracy: share of single-speaker 10 ms frames that the VAD passed whose speaker is right
 (the better role assignment without an enrolment; A = therapist with one).
@@ -45,6 +51,26 @@ def call(overrides: dict) -> float:
     return frame_accuracy(result.speech, _rttm(wav.with_suffix(".rttm")), len(y) / 16000)["accuracy_vad"]
 
 
+def stereo_diarization(overrides: dict) -> float:
+    """stereo_diarization.wav's channels one after the other (0.8 s apart), mixed to mono; truth from
+    each channel's own VAD (as tests/speakers/test_attribution.py)."""
+    import soundfile as sf
+
+    from session_monitor.settings.loader import load_settings
+    from support.attribution import attribute, frame_accuracy
+    from support.audio import SHARED_DATA
+
+    y, _ = sf.read(SHARED_DATA / "stereo_diarization.wav", dtype="float32")
+    gap = np.zeros(int(0.8 * 16000), dtype=np.float32)
+    turns = np.stack([np.concatenate([y[:, 0], gap, np.zeros_like(y[:, 1])]),
+                      np.concatenate([np.zeros_like(y[:, 0]), gap, y[:, 1]])], axis=1)
+    truth = [(seg.start, seg.end, name) for c, name in enumerate(("left", "right"))
+             for seg in attribute(np.ascontiguousarray(turns[:, c]), load_settings()).speech]
+    mono = turns.mean(axis=1)
+    return frame_accuracy(attribute(mono, load_settings(overrides=overrides)).speech, truth,
+                          len(mono) / 16000)["accuracy_vad"]
+
+
 def jfk_second_voice_share(overrides: dict) -> float:
     import soundfile as sf
     import soxr
@@ -61,13 +87,35 @@ def jfk_second_voice_share(overrides: dict) -> float:
     return sum(s.end - s.start for s in speech if s.speaker not in (first, "unknown")) / max(total, 1e-9)
 
 
-def sample_sessions(overrides: dict) -> list[tuple[str, float]]:
-    """The sample sessions (two espeak-ng voices) mixed to mono, without an enrolment."""
+def one_voice_readings(overrides: dict) -> tuple[int, int, float]:
+    """Each reading of shared/data/voices alone (one person): readings given a second voice, readings,
+    mean share of speech given to it."""
+    import soundfile as sf
+
+    from session_monitor.settings.loader import load_settings
+    from support.attribution import attribute
+    from support.voices import VOICES, speakers
+
+    settings = load_settings(overrides=overrides)
+    shares = []
+    for name, _ in speakers():
+        y, _ = sf.read(VOICES / name, dtype="float32")
+        speech = attribute(y if y.ndim == 1 else y.mean(axis=1), settings).speech
+        total = sum(s.end - s.start for s in speech)
+        first = speech[0].speaker if speech else None
+        shares.append(sum(s.end - s.start for s in speech if s.speaker not in (first, "unknown")) / max(total, 1e-9))
+    return sum(x > 0 for x in shares), len(shares), float(np.mean(shares))
+
+
+def sample_sessions(overrides: dict, *, enrolled: bool = False) -> list[tuple[str, float]]:
+    """The sample sessions (two espeak-ng voices) mixed to mono; ``enrolled``: the therapist enrolled
+    from another session's therapist channel (calm_reflective's; demo_session's for calm_reflective)."""
     import json
 
     import soundfile as sf
 
     from session_monitor.settings.loader import load_settings
+    from session_monitor.speakers.enrollment import enrol
     from support.attribution import attribute, frame_accuracy
 
     settings = load_settings(overrides=overrides)
@@ -79,8 +127,13 @@ def sample_sessions(overrides: dict) -> list[tuple[str, float]]:
             continue
         y, rate = sf.read(audio, dtype="float32", always_2d=True)
         turns = [(t["start"], t["end"], t["speaker"]) for t in truth["transcript"]]
-        result = attribute(y.mean(axis=1), settings)
-        out.append((audio.stem, frame_accuracy(result.speech, turns, len(y) / rate)["accuracy_vad"]))
+        profile, mapping = None, None
+        if enrolled:
+            other = "demo_session" if audio.stem == "calm_reflective" else "calm_reflective"
+            therapist, _ = sf.read(ROOT / "sample_audio" / f"{other}.flac", dtype="float32")
+            profile, mapping = enrol(therapist[:, 0], settings), {"therapist": "therapist", "patient": "patient"}
+        result = attribute(y.mean(axis=1), settings, profile=profile)
+        out.append((audio.stem, frame_accuracy(result.speech, turns, len(y) / rate, mapping=mapping)["accuracy_vad"]))
     return out
 
 
@@ -124,10 +177,17 @@ def main() -> int:
         for cs in lengths:
             print(f"call chunk_s {cs}: {call({'attribution': {**base['attribution'], 'chunk_s': cs}}):.3f}",
                   flush=True)
+        sd = [stereo_diarization({"attribution": {**base["attribution"], "chunk_s": cs}}) for cs in lengths]
+        print("stereo_diarization in turns, mono, chunk_s " + " / ".join(map(str, lengths)) + ": "
+              + " / ".join(f"{a:.3f}" for a in sd), flush=True)
         print(f"jfk: share given to a second voice {jfk_second_voice_share(base):.3f}", flush=True)
-        rows = sample_sessions(base)
-        print(f"sample sessions mixed to mono: mean {np.mean([a for _, a in rows]):.3f}  "
-              + "  ".join(f"{n} {a:.2f}" for n, a in rows), flush=True)
+        split, n, share = one_voice_readings(base)
+        print(f"one-voice readings: {split} of {n} given a second voice, mean share {share:.3f}", flush=True)
+        for enrolled in (False, True):
+            rows = sample_sessions(base, enrolled=enrolled)
+            label = ", therapist enrolled from another session" if enrolled else ""
+            print(f"sample sessions mixed to mono{label}: mean {np.mean([a for _, a in rows]):.3f}  "
+                  + "  ".join(f"{n} {a:.2f}" for n, a in rows), flush=True)
         for enrolled in (False, True):
             rows = pairs(base, enrolled=enrolled)
             accs = np.array([acc for _, acc in rows])

@@ -106,6 +106,33 @@ def test_one_speaker_stays_one_voice(settings):
     assert result.speech and {s.speaker for s in result.speech} == {"therapist"}
 
 
+def test_most_single_readers_stay_one_voice(settings):
+    """Each of the 60 readings of shared/data/voices alone (one person, 11-17 s, no enrolment).
+
+    Measured: 17 of 60 get a second voice, 0.156 of the speech on average (mfcc in the same run:
+    52 of 60, 0.404). jfk.flac stays whole, but the one-voice target does not hold for every
+    reader: mostly the second chunk, compared with the first alone, is below
+    new_voice_similarity (0.55-0.70); the call's second woman is first heard at 0.64
+    (docs/attribution.md, "Second round"). Bounds: the measured figures plus 3 readings / 0.03.
+    """
+    import soundfile as sf
+
+    from support.voices import VOICES, speakers
+
+    shared_file("voices/SPEAKERS.tsv")
+    shares = []
+    for name, _ in speakers():
+        y, _ = sf.read(VOICES / name, dtype="float32")
+        speech = attribute(y if y.ndim == 1 else y.mean(axis=1), settings).speech
+        assert speech, name
+        total = sum(s.end - s.start for s in speech)
+        shares.append(sum(s.end - s.start for s in speech if s.speaker not in (speech[0].speaker, "unknown"))
+                      / total)
+    assert len(shares) == 60
+    assert sum(x > 0 for x in shares) <= 20, shares
+    assert np.mean(shares) <= 0.19, shares
+
+
 def test_telephone_call_against_rttm():
     import soundfile as sf
 
@@ -122,6 +149,27 @@ def test_telephone_call_against_rttm():
     assert accs[1.0] >= 0.79, accs
     assert min(accs.values()) >= 0.79, accs
     assert np.mean(list(accs.values())) >= 0.82, accs
+
+
+def test_stereo_diarization_mixed_to_mono_in_turns():
+    """stereo_diarization.wav (two real voices, one a channel, 5 s), the channels laid one after the
+    other with a 0.8 s gap and mixed to mono, as tests/speakers/test_attribution.py does for mfcc.
+    Measured 1.000 at each chunk_s 0.9-1.2 (mfcc in the same run: 0.570 / 0.737 / 0.619 / 0.689, its
+    first voice split before the second is heard); bound: less than a third of a chunk wrong."""
+    import soundfile as sf
+
+    y, rate = sf.read(shared_file("stereo_diarization.wav"), dtype="float32")
+    assert rate == SR and y.shape[1] == 2
+    gap = np.zeros(int(0.8 * SR), dtype=np.float32)
+    turns = np.stack([np.concatenate([y[:, 0], gap, np.zeros_like(y[:, 1])]),
+                      np.concatenate([np.zeros_like(y[:, 0]), gap, y[:, 1]])], axis=1)
+    truth = [(seg.start, seg.end, name) for c, name in enumerate(("left", "right"))
+             for seg in attribute(np.ascontiguousarray(turns[:, c]), load_settings()).speech]
+    mono = turns.mean(axis=1)
+    for cs in (0.9, 1.0, 1.1, 1.2):
+        settings = load_settings(overrides={"attribution": {"embedding": "ge2e", "chunk_s": cs}})
+        acc = frame_accuracy(attribute(mono, settings).speech, truth, len(mono) / SR)
+        assert acc["accuracy_vad"] >= 0.95 and acc["coverage"] >= 0.9, (cs, acc)
 
 
 def _pairs(enrolled: bool) -> list[float]:
