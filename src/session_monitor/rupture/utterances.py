@@ -10,7 +10,8 @@ Two linear models over TF-IDF features (:mod:`utterance_features`), applied in n
   ``negotiation`` / ``options``).
 
 The weights live in ``rupture/models/utterance_classifiers.bin`` (written by
-``scripts/train_utterance_classifiers.py``, byte-identical on every run). Loading reads
+``scripts/train_utterance_classifiers.py``, byte-identical on every run on one machine; see
+docs/rupture_model.md for other CPUs). Loading reads
 that one file: no network, no scikit-learn.
 
 File format: ``SMUTTER1`` (8 bytes), the header's length (uint32, little-endian), the
