@@ -173,32 +173,3 @@ def test_classifier_context_is_by_turns_as_annomi_utterances_are():
         ("therapist", "Busy at work.", "It was long. Work was busy.", "How was your week?"),
         ("patient", "Yes.", "Busy at work.", "It was long. Work was busy."),
     ]
-
-
-class _Sustain(_Recording):
-    """Classifiers whose patient answer has a given P(sustain)."""
-
-    def __init__(self, p):
-        super().__init__()
-        self.p = p
-
-    def patient(self, text, previous="", own_previous=""):
-        rest = (1.0 - self.p) / 2
-        label = "sustain" if self.p > rest else "neutral"
-        return Prediction(label, max(self.p, rest), {"change": rest, "neutral": rest, "sustain": self.p})
-
-
-@pytest.mark.parametrize("p, floor, made", [(0.28, None, False), (0.28, 0.0, True), (0.6, None, True)])
-def test_a_sustain_marker_weaker_than_min_marker_strength_is_not_made(p, floor, made):
-    """After a question (factor 0.5), P(sustain) 0.28 is 0.8 x 0.03 / 0.75 x 0.5 = 0.016: under the
-    default floor 0.05 no marker; P 0.6 is 0.187: a marker. Floor 0 keeps every graded one."""
-    overrides = {} if floor is None else {"utterances": {"min_marker_strength": floor}}
-    settings = load_settings(overrides=overrides).utterances
-    assert settings.min_marker_strength == (0.05 if floor is None else floor)
-    ev = UtteranceEvidence(settings, _Sustain(p))
-    ev.on_transcript(Transcript(t=1.0, speaker="therapist", start=0.0, end=0.9, text="How was your week?"))
-    out = ev.on_transcript(Transcript(t=2.5, speaker="patient", start=1.2, end=2.4, text="It was fine."))
-    found = [e for e in out if isinstance(e, Marker)]
-    assert bool(found) == made
-    if found:
-        assert found[0].strength == pytest.approx(0.8 * (p - 0.25) / 0.75 * 0.5, rel=1e-6)

@@ -11,8 +11,7 @@ Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances
   that was not input ``not_after_input_factor`` as much (sustain talk in answer to a
   question is the ambivalence MI works with; in answer to advice it is discord). Strength rises with the
   classifier's P(sustain) from 0 at ``sustain_min_p`` to ``sustain_weight`` at 1 (graded:
-  a reply need not be most probably sustain talk to count a little); a marker weaker than
-  ``min_marker_strength`` is not made (it would show as a marker and add next to nothing).
+  a reply need not be most probably sustain talk to count a little).
 - **therapist contributions** (``speaker="therapist"``: fusion caps them with
   ``therapist_cap`` each and ``therapist_max_score`` together, so they never alert
   alone): each turn of input (information, advice, options; not negotiation, which asks
@@ -186,8 +185,7 @@ class UtteranceEvidence:
         p = pred.probabilities.get("sustain", 0.0)
         if p <= self.s.sustain_min_p:
             return []
-        marker = self._sustain_marker(tr, pred, prev)
-        return [marker] if marker.strength >= self.s.min_marker_strength else []
+        return [self._sustain_marker(tr, pred, prev)]
 
     def _sustain_marker(self, tr: Transcript, pred: Prediction, prev: TherapistTurn | None) -> Marker:
         p = pred.probabilities["sustain"]

@@ -161,7 +161,6 @@ class UtteranceSettings:
     model_file: str = rng()
     sustain_min_p: float = rng(0, 1)
     sustain_weight: float = rng(0, 2)
-    min_marker_strength: float = rng(0, 1)
     context_s: float = rng(0, 120)
     no_context_factor: float = rng(0, 1)
     not_after_input_factor: float = rng(0, 1)
