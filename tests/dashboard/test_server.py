@@ -231,6 +231,28 @@ def test_indicator_and_sparkline_follow_a_rupture(dash, page, tmp_path):
         assert background(page) == calm_colour
 
 
+def test_markers_weaker_than_the_display_floor_are_not_shown(page):
+    """``display.min_marker_strength``: a tiny graded marker and a tiny evidence item are not on
+    the page; the strong ones are."""
+    weak = {"marker": "defending_self", "kind": "confrontation", "strength": 0.01, "speaker": "patient",
+            "explanation": "sustain talk (p=0.26) after your question: patient: it was fine"}
+    with Dashboard(port=0, on_annotation=lambda label, note: None, min_marker_strength=0.05) as dash:
+        publish_calm_stretch(dash)
+        with Ticker(dash, t0=120.0) as ticker:
+            ticker.publish(Marker, speaker="patient", kind="confrontation", marker="defending_self",
+                           strength=0.01, start=ticker.t - 1, end=ticker.t, explanation=weak["explanation"])
+            ticker.publish(Marker, speaker="patient", kind="withdrawal", marker="minimal_response", strength=0.8,
+                           start=ticker.t - 1, end=ticker.t, explanation=EVIDENCE[0]["explanation"])
+            ticker.set(0.3, 0.3, 0.02, (weak, EVIDENCE[1]))
+            page.goto(dash.url)
+            expect(page.locator("#evidence")).to_contain_text("3.4 s silence after your question")
+            expect(page.locator("#evidence li")).to_have_count(1)
+            expect(page.locator("#spark rect.mark-withdrawal")).to_have_count(1)
+            expect(page.locator("#spark rect.mark-confrontation")).to_have_count(0)
+    assert page_message(Marker(t=1.0, speaker="patient", kind="confrontation", marker="defending_self",
+                               strength=0.01, start=0.0, end=1.0, explanation="x")) is not None  # floor 0: shown
+
+
 def test_stale_state_appears_when_events_stop(dash, page):
     publish_calm_stretch(dash)
     with Ticker(dash, t0=120.0) as ticker:

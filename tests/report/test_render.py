@@ -89,3 +89,31 @@ def test_report_of_the_demo_session_in_a_browser(tmp_path, replayed, browser):
         shutil.copy(tmp_path / "report.png", "/tmp/report_demo.png")
     finally:
         page.close()
+
+
+@pytest.mark.slow
+def test_markers_weaker_than_display_floor_are_left_out_of_the_report(tmp_path, replayed):
+    """Graded sustain-talk evidence makes tiny markers (demo_session: most classifier markers
+    under 0.03); the report shows markers from ``display.min_marker_strength`` (0.05) up only,
+    and shows them all with 0. events.jsonl keeps every one either way."""
+    import json
+
+    session = tmp_path / "demo"
+    shutil.copytree(replayed("demo_session"), session)
+    markers = [e for e in events(session) if e["type"] == "marker"]
+    weak = [m for m in markers if m["strength"] < 0.05]
+    assert len(weak) >= 3 and len(markers) - len(weak) >= 10, [m["strength"] for m in markers]
+
+    def ticks() -> int:
+        result = run_cli("report", str(session))
+        assert result.returncode == 0, result.stderr
+        return (session / "report.html").read_text().count('<line class="marker ')
+
+    assert ticks() == len(markers) - len(weak)
+    meta_path = session / "session.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["settings"]["values"]["display"]["min_marker_strength"] == 0.05
+    meta["settings"]["values"]["display"]["min_marker_strength"] = 0.0
+    meta_path.write_text(json.dumps(meta))
+    assert ticks() == len(markers)
+    assert len([e for e in events(session) if e["type"] == "marker"]) == len(markers)

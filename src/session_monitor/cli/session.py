@@ -62,12 +62,13 @@ def add_parsers(sub: Any) -> None:
     _common(live)
 
 
-def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str) -> Any:
+def _start_dashboard(args: argparse.Namespace, annotations: Any, *, title: str, settings: Any) -> Any:
     """Start the page before anything is written, so a busy port leaves no folder behind."""
     from session_monitor.dashboard.session import start_dashboard
 
     dashboard = start_dashboard(host=args.dashboard_host, port=args.dashboard_port, token=args.dashboard_token,
-                                on_annotation=annotations, title=title)
+                                on_annotation=annotations, title=title,
+                                min_marker_strength=settings.display.min_marker_strength)
     print(f"session-monitor: dashboard at {dashboard.url}", file=sys.stderr, flush=True)
     return dashboard
 
@@ -93,7 +94,8 @@ def _run_ended_by(end: Any, args: argparse.Namespace, settings: Any, source: Any
     run = SessionRun(settings, source, roles, meta=meta, deterministic=deterministic, use_asr=not args.no_asr,
                      call_audio=call_audio)
     annotations = DashboardAnnotations()
-    dashboard = _start_dashboard(args, annotations, title=meta.get("source", "")) if args.dashboard else None
+    dashboard = (_start_dashboard(args, annotations, title=meta.get("source", ""), settings=settings)
+                 if args.dashboard else None)
     try:
         run.claim(args.session_dir, force=args.force)  # before the model loads: the folder is this run's
         if run.claimed is not None and run.claimed.previous is not None:

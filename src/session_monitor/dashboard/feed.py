@@ -53,11 +53,11 @@ def _text(value: Any) -> str:
     return text if len(text) <= TEXT_MAX_CHARS else text[: TEXT_MAX_CHARS - 1] + "…"
 
 
-def _evidence(items: Any) -> list[dict[str, Any]]:
-    """The top evidence items, strongest first, with only the fields the page shows."""
+def _evidence(items: Any, min_strength: float) -> list[dict[str, Any]]:
+    """The top evidence items at least ``min_strength``, strongest first, with only the fields the page shows."""
     out = []
     for item in items or ():
-        if not isinstance(item, dict):
+        if not isinstance(item, dict) or (_num(item.get("strength")) or 0.0) < min_strength:
             continue
         out.append(
             {
@@ -77,8 +77,9 @@ MI_FIGURES = ("reflection_to_question", "complex_reflection_share", "open_questi
               "reflections", "questions", "change_talk", "sustain_talk")
 
 
-def page_message(event: Event) -> dict[str, Any] | None:
-    """The page's form of ``event``, or None when the page does not show it."""
+def page_message(event: Event, *, min_marker_strength: float = 0.0) -> dict[str, Any] | None:
+    """The page's form of ``event``, or None when the page does not show it (a marker, or an
+    evidence item of a signal, weaker than ``min_marker_strength``: ``display.min_marker_strength``)."""
     kind = event.type
     t = _num(event.t) or 0.0
     if kind == "signal":
@@ -88,11 +89,13 @@ def page_message(event: Event) -> dict[str, Any] | None:
             "likelihood": _num(event.likelihood),
             "withdrawal": _num(event.withdrawal),
             "confrontation": _num(event.confrontation),
-            "evidence": _evidence(event.evidence),
+            "evidence": _evidence(event.evidence, min_marker_strength),
         }
     if kind == "alert":
         return {"type": "alert", "t": t, "state": _text(event.state), "kind": _text(event.kind)}
     if kind == "marker":
+        if (_num(event.strength) or 0.0) < min_marker_strength:
+            return None
         return {
             "type": "marker",
             "t": t,

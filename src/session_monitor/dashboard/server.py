@@ -83,6 +83,7 @@ class Dashboard:
         token: str | None = None,
         on_annotation: Callable[[str, str], None] | None = None,
         title: str = "session-monitor",
+        min_marker_strength: float = 0.0,
     ):
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ConfigError(f"dashboard port {port!r} is out of range; use 0..65535 (0 picks a free port)")
@@ -96,6 +97,7 @@ class Dashboard:
         self.port = port
         self.token = token
         self.title = title
+        self.min_marker_strength = min_marker_strength  # weaker markers are not shown
         self._on_annotation = on_annotation
         self._feed = Feed()
         self._inbox: deque[tuple[float, Event]] = deque(maxlen=INBOX_MAX)
@@ -270,7 +272,7 @@ class Dashboard:
             except IndexError:
                 break
             try:
-                message = page_message(event)
+                message = page_message(event, min_marker_strength=self.min_marker_strength)
                 if message is not None:
                     batch.extend(self._feed.apply(message, wall_s))
             except Exception:

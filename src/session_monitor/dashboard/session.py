@@ -18,8 +18,10 @@ __all__ = ["DashboardAnnotations", "EARLY_MAX", "start_dashboard"]
 EARLY_MAX = 100
 
 
-def start_dashboard(*, host: str, port: int, token: str | None, on_annotation: Any, title: str) -> Any:
-    """Serve the page; a non-loopback ``host`` needs a token (``"generate"`` makes one)."""
+def start_dashboard(*, host: str, port: int, token: str | None, on_annotation: Any, title: str,
+                    min_marker_strength: float = 0.0) -> Any:
+    """Serve the page; a non-loopback ``host`` needs a token (``"generate"`` makes one). Markers
+    weaker than ``min_marker_strength`` (``display.min_marker_strength``) are not shown."""
     from session_monitor.dashboard import Dashboard, is_loopback, new_token
 
     if token is None and not is_loopback(host):
@@ -27,7 +29,8 @@ def start_dashboard(*, host: str, port: int, token: str | None, on_annotation: A
                          "or --dashboard-token generate for a random one")
     if token == "generate":
         token = new_token()
-    dashboard = Dashboard(host=host, port=port, token=token, on_annotation=on_annotation, title=title)
+    dashboard = Dashboard(host=host, port=port, token=token, on_annotation=on_annotation, title=title,
+                          min_marker_strength=min_marker_strength)
     dashboard.start()
     return dashboard
 

@@ -5,7 +5,9 @@ inline CSS, there is no script and no external asset. It shows the timeline of t
 rupture likelihood and its sub-scores with alert bands, annotations and markers; the
 summary (talk share, median response latency per speaker, longest silences, rupture
 episodes with kind, subtypes and repair, counts per 3RS subtype); and the transcript
-by speaker with the markers found in it. Works on a session that ended early.
+by speaker with the markers found in it. Markers weaker than the session's
+``display.min_marker_strength`` are left out (events.jsonl and timeline.csv keep them). Works
+on a session that ended early.
 """
 
 from __future__ import annotations
@@ -222,6 +224,16 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def shown_events(events: list[dict[str, Any]], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """``events`` without the markers weaker than the session's ``display.min_marker_strength``
+    (as session.json recorded its settings; 0 for a session from before the setting)."""
+    values = (meta.get("settings") or {}).get("values") or {}
+    floor = (values.get("display") or {}).get("min_marker_strength", 0.0)
+    if not isinstance(floor, (int, float)) or isinstance(floor, bool):
+        floor = 0.0
+    return [e for e in events if e["type"] != "marker" or not e.get("strength", 0.0) < floor]
+
+
 def write_report(folder: str | Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``timeline.csv`` into the session ``folder``; return their paths."""
     folder = Path(folder)
@@ -234,8 +246,9 @@ def write_report(folder: str | Path) -> tuple[Path, Path]:
         meta = {}
     complete = bool(meta.get("complete")) and any(
         e["type"] == "session" and e.get("state") == "ended" for e in events)
+    rows = timeline_rows(events)  # the data export: every signal's evidence as recorded
+    events = shown_events(events, meta)
     summary = summarize(events, complete=complete)
-    rows = timeline_rows(events)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["t", "likelihood", "withdrawal", "confrontation", "alert",
                                              "top_evidence"], lineterminator="\n")

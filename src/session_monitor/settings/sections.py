@@ -27,6 +27,7 @@ __all__ = [
     "InputHealthSettings",
     "TwoDeviceSettings",
     "CallEchoSettings",
+    "DisplaySettings",
     "ClinicianProfile",
     "NOT_SECTIONS",
     "rng",
@@ -262,6 +263,13 @@ class BleedSettings:
 
 
 @dataclass(frozen=True)
+class DisplaySettings:
+    """What the clinician is shown (dashboard, report); events.jsonl keeps every event."""
+
+    min_marker_strength: float = rng(0, 1)
+
+
+@dataclass(frozen=True)
 class InputHealthSettings:
     """Problems with the input a person can fix: clipping, dead, too quiet, level jumps (audio/input_health.py)."""
 
@@ -335,6 +343,7 @@ class Settings:
     input_health: InputHealthSettings
     two_devices: TwoDeviceSettings
     call_echo: CallEchoSettings
+    display: DisplaySettings
     sources: tuple[str, ...] = ()
     digest: str = ""
     clinician: ClinicianProfile | None = None
