@@ -89,7 +89,14 @@ class WhisperBackend:
         self.settings = settings
         target, self.name = resolve_model(settings)
         from faster_whisper import WhisperModel
+        from threadpoolctl import threadpool_limits
 
+        # Whisper's log-mel features are a numpy matrix product: with OpenBLAS on 2 threads its
+        # sums come in another order than on 1 (measured on an AMD EPYC: other word
+        # probabilities), so a replay's words depended on OMP_NUM_THREADS, which a Dask worker
+        # sets to 1. One BLAS thread for the process makes them the same everywhere; the replay
+        # took as long (3.8 s against 4.0 s for a 30 s clip, same run).
+        threadpool_limits(1, user_api="blas")
         try:
             self.model = WhisperModel(
                 target,
