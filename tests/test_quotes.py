@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from session_monitor.events import Marker, Signal, Speech, Transcript, Word
-from session_monitor.quotes import quoted, without_quotes, without_words
+from session_monitor.quotes import quotations, quoted, without_quotes, without_words
 
 
 def test_a_quotation_is_marked_shortened_and_keeps_no_mark_of_its_own():
@@ -18,6 +18,7 @@ def test_without_quotes_drops_every_quotation_and_keeps_the_rest():
     text = f"sustain talk (p=0.81) right after your advice: {quoted('I do not think so')} ({quoted('maybe')})"
     assert without_quotes(text) == "sustain talk (p=0.81) right after your advice: \u2018\u2026\u2019 (\u2018\u2026\u2019)"
     assert without_quotes("no quotation, isn't it") == "no quotation, isn't it"
+    assert quotations(text) == ["I do not think so", "maybe"] and quotations("no quotation, isn't it") == []
 
 
 def test_without_words_empties_transcripts_and_quotations_only():

@@ -16,10 +16,10 @@ from dataclasses import replace
 
 from session_monitor.events import Event, Marker, Signal, Transcript
 
-__all__ = ["OPEN", "CLOSE", "quoted", "without_quotes", "without_words"]
+__all__ = ["OPEN", "CLOSE", "quotations", "quoted", "without_quotes", "without_words"]
 
 OPEN, CLOSE = "\u2018", "\u2019"
-_QUOTATION = re.compile(f"{OPEN}[^{CLOSE}]*{CLOSE}")
+_QUOTATION = re.compile(f"{OPEN}([^{CLOSE}]*){CLOSE}")
 _DROPPED = f"{OPEN}\u2026{CLOSE}"
 
 
@@ -30,6 +30,11 @@ def quoted(text: str, limit: int = 70) -> str:
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "\u2026"
     return f"{OPEN}{text}{CLOSE}"
+
+
+def quotations(explanation: str) -> list[str]:
+    """The words ``explanation`` quotes (each quotation's text, without its marks), in order."""
+    return _QUOTATION.findall(explanation)
 
 
 def without_quotes(explanation: str) -> str:

@@ -117,3 +117,22 @@ def test_markers_weaker_than_display_floor_are_left_out_of_the_report(tmp_path, 
     meta_path.write_text(json.dumps(meta))
     assert ticks() == len(markers)
     assert len([e for e in events(session) if e["type"] == "marker"]) == len(markers)
+
+
+def test_the_transcript_marks_the_words_a_marker_quotes(tmp_path):
+    """A marker's quotation (between ‘ and ’, as every explanation quotes) is highlighted in the
+    transcript line it came from: the whole quotation, apostrophes and all, and nothing else."""
+    from session_monitor.events import Marker, Transcript, event_to_json
+    from session_monitor.quotes import quoted
+    from session_monitor.report.render import write_report
+
+    said = "well I don't think this is helping at all"
+    complaint = "I don't think this is helping"
+    evs = [Transcript(t=3.0, speaker="patient", start=1.0, end=2.5, text=said),
+           Marker(t=3.0, speaker="patient", kind="confrontation", marker="complaint", strength=0.6, start=1.0,
+                  end=2.5, explanation=f"complaint about therapy: {quoted(complaint)}", cue="lexical")]
+    (tmp_path / "events.jsonl").write_text("".join(event_to_json(e) + "\n" for e in evs))
+    html_path, _ = write_report(tmp_path)
+    page = html_path.read_text()
+    assert '<mark class="confrontation">I don&#x27;t think this is helping</mark>' in page
+    assert page.count("<mark ") == 1

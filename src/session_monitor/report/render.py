@@ -17,13 +17,13 @@ import html
 import io
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from session_monitor.errors import SessionDirError
 from session_monitor.event_log import read_events
 from session_monitor.events import alert_spans
+from session_monitor.quotes import quotations
 from session_monitor.report.summary import SessionSummary, summarize
 
 __all__ = ["write_report", "timeline_rows"]
@@ -167,9 +167,6 @@ def _counts_html(s: SessionSummary) -> str:
     return f'<table id="counts"><thead><tr><th>kind</th><th>marker</th><th>count</th></tr></thead><tbody>{rows}</tbody></table>'
 
 
-_QUOTE = re.compile(r"'(.{2,})'")  # from the first quote to the last: quotes hold apostrophes
-
-
 def _transcript_html(events: list[dict[str, Any]]) -> str:
     transcripts = [e for e in events if e["type"] == "transcript" and e.get("final", True)]
     if not transcripts:
@@ -181,9 +178,9 @@ def _transcript_html(events: list[dict[str, Any]]) -> str:
         found = [m for m in markers if m["speaker"] == tr["speaker"] and m["start"] <= tr["end"] + 0.5
                  and m["end"] >= tr["start"] - 0.5]
         for m in found:
-            quote = _QUOTE.search(m["explanation"])
-            if quote and _esc(quote.group(1)) in text:
-                text = text.replace(_esc(quote.group(1)), f'<mark class="{m["kind"]}">{_esc(quote.group(1))}</mark>', 1)
+            quote = next((_esc(q) for q in quotations(m["explanation"]) if q and _esc(q) in text), None)
+            if quote:
+                text = text.replace(quote, f'<mark class="{m["kind"]}">{quote}</mark>', 1)
         chips = "".join(f'<span class="chip {m["kind"]}" title="{_esc(m["explanation"])}">'
                         f'{_esc(m["marker"].replace("_", " "))}</span>' for m in found)
         lines.append(f'<li class="{_esc(tr["speaker"])}"><span class="time">{_clock(tr["start"])}</span>'
