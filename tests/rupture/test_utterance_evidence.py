@@ -173,3 +173,17 @@ def test_classifier_context_is_by_turns_as_annomi_utterances_are():
         ("therapist", "Busy at work.", "It was long. Work was busy.", "How was your week?"),
         ("patient", "Yes.", "Busy at work.", "It was long. Work was busy."),
     ]
+
+
+def test_a_turn_that_never_ends_keeps_a_bounded_context_of_its_last_words():
+    """A speaker who talks on and on (the other channel never speaks): the turn kept as context
+    is bounded, at its last 250 words (the longest AnnoMI utterance is 246), however long it runs."""
+    clf = _Recording()
+    ev = UtteranceEvidence(load_settings().utterances, clf)
+    for i in range(600):  # 6,000 words of monologue
+        ev.on_transcript(Transcript(t=i + 1.0, speaker="therapist", start=float(i), end=i + 0.9,
+                                    text=" ".join(f"w{i}x{k}" for k in range(10))))
+    ev.on_transcript(Transcript(t=700.0, speaker="patient", start=699.0, end=699.9, text="Yes."))
+    previous = clf.calls[-1][2].split()
+    assert len(previous) == 250
+    assert previous[-1] == "w599x9" and previous[0] == "w575x0"

@@ -44,6 +44,11 @@ _MINIMISING = re.compile(
     r"no big deal|hardly|barely|a little|a couple|it'?s fine|i'?m fine|under control|not really)\b")
 
 
+#: Words of a turn kept as the classifiers' context (its last ones): the longest utterance of
+#: the AnnoMI training data is 246 words, 99.9 % are under 150.
+_TURN_WORDS = 250
+
+
 def _clock(t: float) -> str:
     return f"{int(t // 60)}:{int(t % 60):02d}"
 
@@ -78,7 +83,8 @@ class UtteranceEvidence:
         self._last_therapist: TherapistTurn | None = None
         # AnnoMI's utterances are turns: transcripts of one speaker in a row make one turn,
         # and the classifiers' context is the other speaker's last turn and the speaker's own previous one
-        self._turn: dict[str, list[str]] = {"therapist": [], "patient": []}
+        # (their last _TURN_WORDS words: a turn that never ends keeps a bounded context)
+        self._turn: dict[str, deque[str]] = {s: deque(maxlen=_TURN_WORDS) for s in ("therapist", "patient")}
         self._prev_turn = {"therapist": "", "patient": ""}
         self._speaking = ""
         self._last_reflection_t: float | None = None
@@ -93,9 +99,9 @@ class UtteranceEvidence:
         other = "patient" if tr.speaker == "therapist" else "therapist"
         if self._speaking != tr.speaker and self._turn[tr.speaker]:
             self._prev_turn[tr.speaker] = " ".join(self._turn[tr.speaker])
-            self._turn[tr.speaker] = []
+            self._turn[tr.speaker].clear()
         context = (" ".join(self._turn[other]) or self._prev_turn[other], self._prev_turn[tr.speaker])
-        self._turn[tr.speaker].append(tr.text.strip())
+        self._turn[tr.speaker].extend(tr.text.split())
         self._speaking = tr.speaker
         out = self._therapist(tr, *context) if tr.speaker == "therapist" else self._patient(tr, *context)
         out.append(self.figures(tr.t))
