@@ -122,3 +122,21 @@ def test_profile_round_trip(tmp_path):
     assert back.novelty_threshold == 7.5 and back.speech_s == 42.0
     np.testing.assert_allclose(back.stats.s1, profile.stats.s1)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_quiet_wait_after_the_reading_changes_nothing_in_the_profile(therapist_wav):
+    """Frames are chosen as in a session, where each segment is judged with the floor of its own
+    time: room noise recorded after the reading (a clinician who stops talking before the end of
+    ``--duration``) must not change which frames of the reading count as voice."""
+    import soundfile as sf
+
+    from session_monitor.speakers.enrollment import enrol
+
+    settings = load_settings()
+    samples, rate = sf.read(therapist_wav, dtype="float32")
+    assert rate == SR
+    quiet = np.sort(np.convolve(samples ** 2, np.ones(512) / 512, mode="valid"))[len(samples) // 20]
+    room = (np.random.default_rng(0).standard_normal(30 * SR) * np.sqrt(quiet)).astype(np.float32)
+    alone, waited = enrol(samples, settings), enrol(np.concatenate([samples, room]), settings)
+    assert waited.speech_s == pytest.approx(alone.speech_s, abs=1e-9)
+    np.testing.assert_allclose(waited.stats.s2, alone.stats.s2, rtol=1e-9)

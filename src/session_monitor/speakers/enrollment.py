@@ -20,6 +20,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,19 +108,23 @@ def enrol(samples: np.ndarray, settings: Settings) -> VoiceProfile:
     """
     a = settings.attribution
     vad = SpeechActivity(settings.speech_activity, channel=0, speaker="therapist")
-    segments: list[Speech] = []
+    # each segment with its voice floor (voice_margin_db above the noise floor tracked until the
+    # segment closed), as a session judges it: what comes after it never changes its frames
+    segments: list[tuple[Speech, float]] = []
+
+    def closed(events: list[Any]) -> list[tuple[Speech, float]]:
+        floor = vad.noise.above(a.voice_margin_db)
+        return [(e, -np.inf if floor is None else floor) for e in events if isinstance(e, Speech)]
+
     block = round(settings.audio.block_ms * SAMPLE_RATE / 1000)
     for i in range(0, len(samples), block):
-        segments += [e for e in vad.process(Frame(i, 0, samples[i : i + block])) if isinstance(e, Speech)]
-    segments += [e for e in vad.flush() if isinstance(e, Speech)]
-    # voiced frames: voice_margin_db above the recording's noise floor, as in a session
-    floor = vad.noise.above(a.voice_margin_db)
-    floor_db = -np.inf if floor is None else floor
+        segments += closed(vad.process(Frame(i, 0, samples[i : i + block])))
+    segments += closed(vad.flush())
     chunks: list[np.ndarray] = []
     encoder = load_encoder()
     embedding = np.zeros(DIM)
     speech_s = 0.0
-    for seg in segments:
+    for seg, floor_db in segments:
         s0, s1 = round(seg.start * SAMPLE_RATE), round(seg.end * SAMPLE_RATE)
         for c0 in range(s0, s1, _CHUNK):
             c1 = min(s1, c0 + _CHUNK)
