@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_utterance_classifiers as T  # noqa: E402
 from annomi import DEFAULT_CSV, load  # noqa: E402
 
+from session_monitor.errors import SessionMonitorError  # noqa: E402
 from session_monitor.event_log import read_events  # noqa: E402
 from session_monitor.events import Marker, MiFigures, Signal  # noqa: E402
 from session_monitor.rupture.model import RuptureModel, run_on_events  # noqa: E402
@@ -114,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not dot:
             print(f"error: --set {item}: expected SECTION.KEY=VALUE", file=sys.stderr)
             return 2
-        extra.setdefault(section, {})[name] = json.loads(value) if value[:1] in "0123456789-[{tf\"" else value
+        try:
+            parsed = json.loads(value)  # a number, true/false, a list ...
+        except ValueError:
+            parsed = value  # ... else a text
+        extra.setdefault(section, {})[name] = parsed
+    try:
+        load_settings(overrides=extra)  # a bad --set is refused now, not after the folds are trained
+    except SessionMonitorError as exc:
+        print(f"error: --set: {exc}", file=sys.stderr)
+        return 2
     sessions = {}
     for truth_file in sorted(args.renders.glob("annomi_*.truth.json")):
         name = truth_file.name.removesuffix(".truth.json")

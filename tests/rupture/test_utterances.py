@@ -175,3 +175,16 @@ def test_training_csv_without_its_columns_exits_2_and_writes_nothing(tmp_path):
 
 def test_model_file_starts_with_its_magic():
     assert MODEL_PATH.read_bytes()[:8] == MAGIC
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("fusion.alert_onn=0.5", "alert_onn"),  # an unknown key: refused before any fold is trained
+    ("fusion.alert_on=high", "alert_on"),  # a wrong type
+    ("transcriber.model=tiny", "no replayed sessions"),  # a plain text value is a text, not JSON
+])
+def test_evaluate_annomi_refuses_a_bad_setting_in_one_line(tmp_path, setting, message):
+    script = ROOT / "scripts" / "evaluate_annomi.py"
+    res = subprocess.run([sys.executable, str(script), "--set", setting, "--renders", str(tmp_path),
+                          "--sessions", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
