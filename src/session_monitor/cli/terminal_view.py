@@ -75,7 +75,7 @@ class TerminalView:
             self.speaking[event.speaker] = False
             self.last_end = max(self.last_end or 0.0, event.end)
         elif isinstance(event, Transcript):
-            line = f"[{event.start:7.1f}s] {event.speaker}: {event.text}"
+            line = f"[{event.start:7.1f}s] {event.speaker}: {event.text or '(words not kept)'}"
             key = (event.speaker, round(event.start, 2))
             if self._last_key == key and self.lines:  # the final pass replaces its interim line
                 self.lines[-1] = line

@@ -29,6 +29,7 @@ from typing import Any
 
 from session_monitor.audio.source import AudioSource
 from session_monitor.events import Event
+from session_monitor.quotes import without_words
 from session_monitor.rupture.model import build_analyzers
 from session_monitor.session.bus import EventBus
 from session_monitor.session.consent import covers
@@ -119,8 +120,9 @@ class SessionRun:
 
     @property
     def keeps_words(self) -> bool:
-        """Whether the transcript's words may be stored: ``privacy.store_transcript``, and where the
-        session has a consent record (``live``), its explicit grant of ``transcript``."""
+        """Whether the transcript's words may be stored, and shown by the views (terminal, dashboard):
+        ``privacy.store_transcript``, and where the session has a consent record (``live``), its
+        explicit grant of ``transcript``."""
         consent = self.meta.get("consent")
         return self.settings.privacy.store_transcript and (consent is None or covers(consent, "transcript"))
 
@@ -167,8 +169,8 @@ class SessionRun:
         })
         if s.session.write_events:
             self.bus.subscribe(self.store.write)
-        for sink in sinks:
-            self.bus.subscribe(sink)
+        for sink in sinks:  # a view keeps what it shows (scrollback, the page's history): no words there either
+            self.bus.subscribe(sink if self.keeps_words else _without_words(sink))
         self.pipeline = Pipeline(self.source, self.bus, roles=self.roles, speech_activity=s.speech_activity,
                                  prosody=s.prosody, transcriber=s.transcriber, attribution=self.attribution,
                                  input_checks=InputChecks(s, self.roles, dual_mono=not self.call_audio),
@@ -275,3 +277,10 @@ def input_warnings(source: AudioSource, stats: RunStats) -> list[str]:
     if source.overflows:
         out.append(f"{source.overflows} audio block(s) were dropped (input overflow); close other programs")
     return out
+
+
+def _without_words(sink: Callable[[Event], None]) -> Callable[[Event], None]:
+    """``sink`` fed each event as a session that keeps no words stores it."""
+    def feed(event: Event) -> None:
+        sink(without_words(event))
+    return feed

@@ -337,8 +337,9 @@
     for (const line of lines.slice(-TRANSCRIPT_LINES).reverse()) {
       const li = document.createElement("li");
       if (!line.final) li.className = "interim";
+      if (!line.text) li.classList.add("muted");  // a session that keeps no words: its timing only
       const spk = document.createElement("span"); spk.className = "spk"; spk.textContent = line.speaker;
-      li.append(spk, document.createTextNode(line.text));
+      li.append(spk, document.createTextNode(line.text || "(words not kept)"));
       ul.append(li);
     }
   }
