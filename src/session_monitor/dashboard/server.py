@@ -276,7 +276,9 @@ class Dashboard:
                 if message is not None:
                     batch.extend(self._feed.apply(message, wall_s))
             except Exception:
-                logger.warning("dashboard could not show event %r", event, exc_info=True)
+                # its type and time only: an event's words must not reach a log
+                logger.warning("dashboard could not show a %s event at %.1f s", getattr(event, "type", "?"),
+                               getattr(event, "t", float("nan")), exc_info=True)
         if batch:
             self._seq += 1
             data = json.dumps(batch, separators=(",", ":"), ensure_ascii=False)
