@@ -87,6 +87,49 @@ def test_store_transcript_false_keeps_features_but_no_words(tmp_path):
     assert all(e["text"] == "" and e["words"] == [] for e in transcripts)
     assert "sleeping" not in (out / "events.jsonl").read_text()
     assert [e for e in evs if e["type"] == "speech"] and [e for e in evs if e["type"] == "prosody"]
+    report = (out / "report.html").read_text()  # says why the transcript is empty, not "no transcript"
+    assert f"{len([e for e in transcripts if e.get('final', True)])} utterances were transcribed; their words " \
+           "were not kept" in report and 'id="transcript"' not in report
+
+
+@pytest.mark.slow
+def test_a_session_that_keeps_no_words_shows_none_either(tmp_path):
+    """privacy.store_transcript = false: the dashboard (its snapshot, what a page opened later
+    replays) and the terminal view get the events as the folder stores them: transcripts with
+    their timing only, no word."""
+    import re
+    import signal
+    import urllib.request
+
+    cfg = tmp_path / "private.toml"
+    cfg.write_text("[privacy]\nstore_transcript = false\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "session_monitor", "replay", str(speech_wav(tmp_path)), "--config", str(cfg),
+         "--session-dir", str(tmp_path / "s"), "--dashboard", "--dashboard-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    url, seen = None, []
+    for line in proc.stderr:
+        seen.append(line)
+        match = re.search(r"dashboard at (\S+)", line)
+        if match:
+            url = match.group(1)
+        if "timeline stays" in line:
+            break
+    assert url, "".join(seen)
+    base, _, query = url.partition("?")  # loopback: no token
+    with urllib.request.urlopen(f"{base.rstrip('/')}/events" + (f"?{query}" if query else ""), timeout=10) as stream:
+        for raw in stream:
+            if raw.startswith(b"data: "):
+                snapshot = json.loads(raw[6:])
+                break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    lines = snapshot["transcript"]
+    assert lines and all(line["text"] == "" for line in lines), lines
+    assert "sleeping" not in json.dumps(snapshot).lower()
+    assert "sleeping" not in (out + "".join(seen)).lower()  # nor the terminal's lines, nor a log
 
 
 def _guarded(log: Path, *args: str, env=None, **kwargs) -> subprocess.CompletedProcess:

@@ -168,9 +168,13 @@ def _counts_html(s: SessionSummary) -> str:
 
 
 def _transcript_html(events: list[dict[str, Any]]) -> str:
-    transcripts = [e for e in events if e["type"] == "transcript" and e.get("final", True)]
+    finals = [e for e in events if e["type"] == "transcript" and e.get("final", True)]
+    transcripts = [e for e in finals if e.get("text")]
+    if finals and not transcripts:
+        return (f"<p class='none'>{len(finals)} utterances were transcribed; their words were not kept "
+                "(privacy.store_transcript = false, or the consent record does not grant the transcript).</p>")
     if not transcripts:
-        return "<p class='none'>No transcript (transcription off, or privacy.store_transcript = false).</p>"
+        return "<p class='none'>No transcript (transcription off, or no speech was transcribed).</p>"
     markers = [e for e in events if e["type"] == "marker"]
     lines = []
     for tr in transcripts:
