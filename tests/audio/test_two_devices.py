@@ -219,6 +219,33 @@ def test_both_devices_gone_for_good_end_the_capture_with_one_line(pair, monkeypa
         source.close()
 
 
+def test_devices_that_reopen_but_never_deliver_are_given_up(pair, monkeypatch):
+    """Both sinks suspended: each reopen succeeds but delivers nothing. The give-up clock runs from
+    a device's first loss until its audio comes again (each loss used to restart it: never given
+    up), and a channel is not called restored before its audio comes."""
+    pulse, devices = pair
+    _env(monkeypatch, pulse)
+    source = TwoDeviceSource(devices, capture_rate=SR, give_up_s=2.0)
+    blocks = source.blocks()
+    said = []
+    try:
+        next(blocks)
+        for sink in ("sm_mic", "sm_call"):
+            pulse.pactl("suspend-sink", sink, "1")
+        t0 = time.monotonic()
+        with pytest.raises(DeviceError, match="did not come back for 2 s"):
+            while time.monotonic() - t0 < 30:
+                next(blocks)
+                said.append(source.message)
+        elapsed = time.monotonic() - t0
+    finally:
+        source.close()
+        for sink in ("sm_mic", "sm_call"):
+            pulse.pactl("suspend-sink", sink, "0", check=False)
+    assert elapsed <= 1.0 + 2.0 + 5.0 + 2.0, elapsed  # noticed, 2 s, a reopen's 5 s wait for audio
+    assert not [m for m in said if m and "restored" in m], set(said)
+
+
 def test_the_same_device_twice_is_refused(pair, monkeypatch):
     pulse, devices = pair
     _env(monkeypatch, pulse)

@@ -111,6 +111,38 @@ def test_input_overflow_is_counted_and_the_clock_kept(pulse, monkeypatch):
     assert got / SR == pytest.approx(elapsed, abs=0.5)
 
 
+@pytest.mark.audio_device
+def test_a_device_that_reopens_but_never_delivers_is_given_up(pulse, monkeypatch):
+    """The null sink suspended (``pactl suspend-sink``): the stream stalls, and every reopen
+    succeeds but delivers nothing. The give-up clock runs from the first loss until audio comes
+    again, so such a device is lost for good after ``give_up_s`` (it was never given up: each
+    loss restarted the clock); it is not called restored while it delivers nothing."""
+    for key, value in pulse.env.items():
+        monkeypatch.setenv(key, value)
+    from session_monitor.audio.microphone import LOST_AFTER_S, MicrophoneSource
+    from session_monitor.errors import DeviceError
+
+    source = MicrophoneSource("pulse", channels=2, capture_rate=48000, give_up_s=3.0)
+    blocks = source.blocks()
+    restored = []
+    try:
+        next(blocks)
+        pulse.pactl("suspend-sink", pulse.sink, "1")
+        t0 = time.monotonic()
+        with pytest.raises(DeviceError, match="did not come back for 3 s"):
+            while time.monotonic() - t0 < 30:
+                next(blocks)
+                restored.append(source.audio_ok)
+        elapsed = time.monotonic() - t0
+    finally:
+        source.close()
+        pulse.pactl("suspend-sink", pulse.sink, "0")
+    # noticed after LOST_AFTER_S (+ a block), given up at the first check after 3 s more; the
+    # reopen in between waits up to its 5 s for a first block (measured 6.6 s in all)
+    assert LOST_AFTER_S + 3.0 <= elapsed <= LOST_AFTER_S + 3.0 + 5.0 + 2.0, elapsed
+    assert not any(restored[5:]), "a reopened device that delivers nothing is not restored"
+
+
 class FlakyBackend:
     """A stand-in ASR backend that fails on the first ``fail_first`` utterances, then on
     every ``every``-th one.

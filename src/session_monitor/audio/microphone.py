@@ -155,7 +155,7 @@ class MicrophoneSource(OneStream):
         self._attempt = 0
         self._next_retry = 0.0
         self.give_up_s = give_up_s
-        self._lost_since = 0.0
+        self._lost_since: float | None = None  # the first loss since audio last came (the give-up clock)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
@@ -200,7 +200,8 @@ class MicrophoneSource(OneStream):
         self._close_stream()
         self._attempt = 0
         self._next_retry = now + _BACKOFF_S[0]
-        self._lost_since = now
+        if self._lost_since is None:  # a device that reopens but delivers nothing does not restart it
+            self._lost_since = now
 
     def _retry(self, now: float) -> None:
         try:
@@ -211,9 +212,7 @@ class MicrophoneSource(OneStream):
             logger.info("reopening the capture device failed (%s); next try in %.1f s", exc,
                         self._next_retry - now)
             return
-        self.audio_ok = True
-        self.message = f"audio restored after {self.lost_count} loss(es)"
-        logger.warning("%s", self.message)
+        logger.info("the capture device reopened; waiting for its audio")  # restored when audio comes
 
     def _silence_since(self, now: float) -> np.ndarray | None:
         """Silence (capture rate) covering the wall time since the last block, while lost."""
@@ -232,7 +231,8 @@ class MicrophoneSource(OneStream):
             if self._stream is None:
                 if now >= self._next_retry:
                     self._retry(now)
-                if self._stream is None and self.give_up_s and now - self._lost_since >= self.give_up_s:
+                if (self._stream is None and self.give_up_s and self._lost_since is not None
+                        and now - self._lost_since >= self.give_up_s):
                     raise DeviceError(lost_for_good(self.device["name"], self.give_up_s))
                 silence = self._silence_since(now)
                 if silence is not None:
@@ -251,6 +251,11 @@ class MicrophoneSource(OneStream):
             self._last_data = now
             self._last_emit = now
             self._got_data = True
+            self._lost_since = None
+            if not self.audio_ok:
+                self.audio_ok = True
+                self.message = f"audio restored after {self.lost_count} loss(es)"
+                logger.warning("%s", self.message)
             self.clipped += int(np.count_nonzero(np.abs(data) >= 0.999))
             self.samples_read += data.size
             if self.dropped_samples > dropped_seen:  # keep the clock: silence for lost audio

@@ -66,7 +66,7 @@ class _Capture:
         self.attempt = 0
         self.next_retry = 0.0
         self.lost_count = 0
-        self.lost_since = 0.0
+        self.lost_since: float | None = None  # the first loss since audio last came (the give-up clock)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
@@ -213,7 +213,8 @@ class TwoDeviceSource:
         capture.lost_count += 1
         capture.attempt = 0
         capture.next_retry = now + _BACKOFF_S[0]
-        capture.lost_since = now
+        if capture.lost_since is None:  # a device that reopens but delivers nothing does not restart it
+            capture.lost_since = now
         self.aligner.down(capture.channel)
         self._say(capture.channel, False,
                   f"audio lost on channel {capture.channel}: {capture.device['name']!r} {why}; retrying")
@@ -230,8 +231,7 @@ class TwoDeviceSource:
                         capture.next_retry - now)
             return
         self.aligner.restart(capture.channel)
-        self._say(capture.channel, True, f"audio restored on channel {capture.channel} after "
-                                         f"{capture.lost_count} loss(es)")
+        logger.info("%r reopened; waiting for its audio", capture.device["name"])  # restored when audio comes
 
     def _take(self, item: tuple[int, int, np.ndarray, float]) -> None:
         channel, generation, samples, t = item
@@ -245,6 +245,9 @@ class TwoDeviceSource:
         self.aligner.push(channel, samples, t)
         capture.last_data = time.monotonic()
         capture.got_data = True
+        capture.lost_since = None
+        if not self._channel_ok[channel]:
+            self._say(channel, True, f"audio restored on channel {channel} after {capture.lost_count} loss(es)")
 
     def _watch(self, now: float) -> None:
         for capture in self._captures:
@@ -260,7 +263,8 @@ class TwoDeviceSource:
             elif now - capture.last_data > patience:
                 self._lose(capture, now, "stopped delivering")
         gone = [c for c in self._captures if c.stream is None]
-        if self.give_up_s and len(gone) == 2 and all(now - c.lost_since >= self.give_up_s for c in gone):
+        if self.give_up_s and len(gone) == 2 and all(c.lost_since is not None and now - c.lost_since >= self.give_up_s
+                                                     for c in gone):
             raise DeviceError(lost_for_good(" and ".join(c.device["name"] for c in gone), self.give_up_s))
 
     def blocks(self) -> Iterator[np.ndarray]:
