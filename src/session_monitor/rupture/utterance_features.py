@@ -6,8 +6,10 @@ n-grams of the other speaker's preceding utterance marked ``p:``, and the words,
 and last word of the same speaker's own previous utterance marked ``o:``), each with a
 raw count. The own previous utterance carries the conversation's state: talk types come
 in runs (after sustain talk 42 % of client replies are sustain talk again, after neutral
-talk 8 %), and grouped CV gave therapist macro-F1 0.737 with it against 0.734 without. Character n-grams were tried and dropped: grouped CV gave
-0.72 vs 0.73 therapist macro-F1, 0.495 vs 0.491 client, at three times the features. The
+talk 8 %), and grouped CV gave therapist macro-F1 0.737 with it against 0.734 without.
+Character n-grams were tried and dropped (at an earlier step of the features, so lower
+figures: 0.72 vs 0.73 therapist macro-F1, 0.495 vs 0.491 client, at three times the
+features). The
 classifiers (:mod:`session_monitor.rupture.utterances`) weight the counts by
 TF-IDF, L2-normalise and apply a linear model in numpy. Training
 (``scripts/train_utterance_classifiers.py``) uses these same functions, so the
