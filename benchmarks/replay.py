@@ -73,7 +73,7 @@ def _cpu_s() -> float:
 
 def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dict:
     from session_monitor.audio.file_source import FileSource
-    from session_monitor.cli.main import parse_roles
+    from session_monitor.session.roles import parse_roles
     from session_monitor.rupture.model import build_analyzers
     from session_monitor.session.bus import EventBus
     from session_monitor.session.pipeline import Pipeline
@@ -83,7 +83,7 @@ def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dic
     settings = load_settings(overrides=overrides)
     source = FileSource(path, block_ms=settings.audio.block_ms, speed=None)
     roles = parse_roles(None if source.channels <= 2 else ",".join(["unknown"] * source.channels),
-                        source.channels, settings)
+                        source.channels, settings.roles)
     import _bench
 
     worker = _bench.warm_pipeline(settings, asr=asr)

@@ -90,7 +90,9 @@ def child(folder: str) -> None:
     def mark(name: str) -> None:
         steps.append((name, time.monotonic(), rss_mb()))
 
-    from session_monitor.cli import main as cli
+    import importlib
+
+    cli = importlib.import_module("session_monitor.cli.main")  # the package's ``main`` is the function
 
     mark("import session_monitor.cli.main")
     args = cli.build_parser().parse_args(["live", "--device", "pulse", "--roles", "therapist,patient", "--consent",
@@ -103,61 +105,28 @@ def child(folder: str) -> None:
 
     consent = load_consent(args.consent)
     mark("consent")
-    from session_monitor.audio.microphone import MicrophoneSource, find_device
+    from session_monitor.audio.microphone import MicrophoneSource
 
-    device = find_device(args.device)
-    mark("find device (sounddevice, PortAudio)")
-    roles = cli.parse_roles(args.roles, 2, settings)
     a = settings.audio
-    source = MicrophoneSource(device["index"], channels=2, capture_rate=a.capture_rate, block_ms=a.block_ms,
+    source = MicrophoneSource(args.device[0], channels=2, capture_rate=a.capture_rate, block_ms=a.block_ms,
                               capture_block_ms=a.capture_block_ms, queue_s=a.queue_s)
-    mark("microphone source")
-    from session_monitor.cli.terminal_view import TerminalView  # noqa: F401
-    from session_monitor.rupture.model import build_analyzers
-    from session_monitor.session.bus import EventBus
-    from session_monitor.session.pipeline import Pipeline
-    from session_monitor.session.store import SessionStore, prepare_session_dir
-    from session_monitor.speech.asr_backend import WhisperBackend, resolve_model
-    from session_monitor.speech.transcriber import TranscriptionWorker
+    mark("find device + microphone source (sounddevice, PortAudio)")
+    from session_monitor.session.roles import parse_roles
+    from session_monitor.session.runner import SessionRun
 
-    mark("import pipeline, transcriber, store, view")
-    analyzers = build_analyzers(settings)
-    mark("rupture model (lexicon)")
-    model_name = resolve_model(settings.transcriber)[1]
-    store_folder = prepare_session_dir(Path(folder))
-    mark("resolve model + session folder")
-    import faster_whisper  # noqa: F401
-
-    mark("import faster_whisper (ctranslate2)")
-    backend = WhisperBackend(settings.transcriber)
-    mark("Whisper model load")
-    backend.warm_up()
-    mark("Whisper warm-up pass")
-    if settings.prosody.pitch == "librosa":
-        import librosa.core.pitch  # noqa: F401  (librosa loads lazily: this is what yin pulls in)
-
-        mark("import librosa.core.pitch (scipy, numba)")
-    Pipeline.warm_up(settings.prosody)
-    mark(f"pitch tracker warm-up ({settings.prosody.pitch})")
-    worker = TranscriptionWorker(backend, settings.transcriber)
-    bus = EventBus()
-    store = SessionStore(store_folder, store_transcript=settings.privacy.store_transcript)
-    store.start({"mode": "live", "source": source.name, "roles": roles, "consent": consent, "model": model_name,
-                 "settings": {"sources": list(settings.sources), "digest": settings.digest,
-                              "values": settings.to_dict()}, "versions": cli._versions()})
-    bus.subscribe(store.write)
-    mark("worker + session store (versions)")
-    import onnxruntime  # noqa: F401
-
-    mark("import onnxruntime")
-    pipeline = Pipeline.from_settings(settings, source, bus, roles=roles, worker=worker, analyzers=analyzers)
-    mark("pipeline (Silero VAD sessions)")
-    source.open()
+    mark("import the session runner (pipeline, transcriber, store)")
+    run = SessionRun(settings, source, parse_roles(args.roles, 2, settings.roles),
+                     meta={"mode": "live", "source": source.name, "consent": consent}, deterministic=False)
+    mark("session run: rupture model (lexicon, classifiers), attribution")
+    run.claim(folder)
+    mark("session folder")
+    run.start()
+    mark("start: Whisper load + warm-up, pitch warm-up, Silero VAD, session.json")
+    run.open_source()
     mark("open capture stream")
-    source.close()
-    worker.close(drain=False)
-    store.finish(complete=False)
-    del pipeline
+    run.close()
+    run.finish(None, end_reason="stopped", aborted=True, write_report=False)
+    run.release()
     print(json.dumps(steps))
 
 
