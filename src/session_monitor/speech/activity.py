@@ -199,10 +199,11 @@ class SpeechActivity:
     @property
     def continue_floor_db(self) -> float:
         """The lower energy floor a segment goes on through, in dBFS: with ``floor_mode =
-        "tracked"``, ``continue_margin_db`` above the tracked noise floor (a chunk between this and
+        "tracked"``, ``continue_margin_db`` (at most ``noise_margin_db``) above the tracked noise
+        floor (a chunk between this and
         :attr:`floor_db` continues speech only where Silero is sure, see :meth:`process`); with
         ``"fixed"`` (or before there is an estimate), ``energy_floor_db``."""
-        floor = self.noise.above(self.settings.continue_margin_db)
+        floor = self.noise.above(min(self.settings.continue_margin_db, self.settings.noise_margin_db))
         if self.settings.floor_mode == "fixed" or floor is None:
             return self.settings.energy_floor_db
         return floor
@@ -230,7 +231,7 @@ class SpeechActivity:
         levels = chunk_levels_db(chunks)
         self.noise.update(levels)
         out: list[Event | UtteranceReady] = []
-        floor, floor_on = self.floor_db, self.continue_floor_db
+        floor, lower = self.floor_db, self.continue_floor_db
         for i in range(n):
             c0 = start + i * CHUNK
             self.position = c0 + CHUNK
@@ -238,7 +239,7 @@ class SpeechActivity:
             # hysteresis on the level as on the probability (Rabiner & Sambur 1975): speech starts
             # above the floor and goes on above the lower one while Silero is sure of it
             loud = levels[i] >= floor or (self.speaking and probs[i] >= self.settings.threshold
-                                          and levels[i] >= floor_on)
+                                          and levels[i] >= lower)
             speechy = probs[i] >= thr and loud and (own is None or bool(own[i]))
             if not speechy and not self.speaking:
                 self._noise_db += 0.05 * (min(levels[i], -20.0) - self._noise_db)
