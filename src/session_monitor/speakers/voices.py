@@ -120,6 +120,12 @@ class TwoVoices:
         e = self._e[(self._next - (self.chunks - number)) % self.history]
         return self.decide(e)
 
+    def cluster_of(self, number: int) -> int | None:
+        """The voice chunk ``number`` is in under the current split (None: no longer kept)."""
+        if not 0 <= self.chunks - 1 - number < self._size:
+            return None
+        return int(self._assign[(self._next - (self.chunks - number)) % self.history])
+
     def decide(self, embedding: np.ndarray) -> Decision:
         """The decision on one embedding under the voices as they are now."""
         if not self.two_voices:
