@@ -191,8 +191,8 @@ class TwoVoices:
         follow the voices from one split to the next, so a fresh split that is better only
         renames what it moves. Judging every split by the first voice's chunks instead let a
         first chunk with both voices in it (the telephone call's first 0.9 s, 0.62 of each
-        voice) rename the whole session once the split moved it: the call's chunks after 25 s
-        all went to the other voice at chunk_s 0.9 and 1.1 (docs/attribution.md).
+        voice) rename the whole session once the split moved it: at chunk_s 0.9 and 1.1 the
+        call's last turn went to the other voice from 22.6 / 23.3 s on (docs/attribution.md).
         """
         if self.enrolled is None:
             kept = 2 * int(np.sum(assign == before))
