@@ -84,6 +84,24 @@ def test_an_enrolled_voice_is_the_anchor_whoever_speaks_first(settings):
     assert got == truth
 
 
+def test_names_follow_the_voices_when_the_first_chunk_holds_both(settings):
+    """A first chunk with both voices in it (as the telephone call's first 0.9 s) must not rename
+    the session when a fresh split moves it to the other side: each chunk's decision, made as it
+    is added, is one naming of the truth (voices 0.72 alike in cosine). Judging every early split
+    by the first voice's chunks (the rule before) renamed 12 of these 20 sessions on the way
+    (0.70-0.96 of the decisions in one naming); naming by the chunks' previous names, none."""
+    truth = np.array([1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        a, b = rng.standard_normal(256), rng.standard_normal(256)
+        voices = [a / np.linalg.norm(a), (a + b) / np.linalg.norm(a + b)]
+        model = TwoVoices(settings.attribution)
+        model.add(_voice_embeddings(rng, (voices[0] + voices[1]) / 2, 1, spread=0.6)[0])
+        got = np.array([model.decision(model.add(_voice_embeddings(rng, voices[v], 1, spread=0.6)[0])).cluster
+                        for v in truth])
+        assert np.array_equal(got, truth) or np.array_equal(got, 1 - truth), (seed, got)
+
+
 # -- real recordings ----------------------------------------------------------------------------------------
 
 
@@ -134,6 +152,9 @@ def test_most_single_readers_stay_one_voice(settings):
 
 
 def test_telephone_call_against_rttm():
+    """The call over 15 chunk lengths 0.85-1.2 (the four the issue names among them): on one chunk
+    length a 50 ms earlier onset moves the chunk grid of a 10 s segment (docs/capture.md), so
+    the 15 guard the attribution and the four the issue's figures."""
     import soundfile as sf
 
     wav = shared_file("conversation_2speakers.wav")
@@ -141,14 +162,20 @@ def test_telephone_call_against_rttm():
     truth = _rttm(wav.with_suffix(".rttm"))
     accs = {cs: frame_accuracy(attribute(y, load_settings(overrides={"attribution": {
         "embedding": "ge2e", "chunk_s": cs}})).speech, truth, len(y) / SR)["accuracy_vad"]
-        for cs in (0.9, 1.0, 1.1, 1.2)}
-    # Measured 0.845 / 0.826 / 0.823 / 0.893 (mfcc in the same run: 0.810 / 0.873 / 0.873 / 0.865).
-    # The issue's 0.92 at 1.0 and 0.90 over 0.9-1.2 are NOT reached: on this call the true split
-    # is not the tightest two-means split of 1 s embeddings (docs/attribution.md). Bounds: each
-    # length minus ~0.03 (a third of a chunk in 30 s): a regression guard.
-    assert accs[1.0] >= 0.79, accs
-    assert min(accs.values()) >= 0.79, accs
-    assert np.mean(list(accs.values())) >= 0.82, accs
+        for cs in (round(0.85 + 0.025 * i, 3) for i in range(15))}
+    four = [accs[cs] for cs in (0.9, 1.0, 1.1, 1.2)]
+    # Measured 0.917 / 0.881 / 0.923 / 0.913 (mean 0.909), the 15: mean 0.911, lowest 0.881.
+    # With the voices keeping their names but changes still cut at the quietest 100 ms:
+    # 0.891 / 0.866 / 0.890 / 0.895, the 15: mean 0.878, lowest 0.845; before both (the call's
+    # first chunk holds both women and renamed the session after 25 s): 0.554 / 0.866 / 0.588 /
+    # 0.895, the 15: mean 0.744, lowest 0.55. The issue's 0.92 at 1.0 is NOT reached, nor 0.90
+    # at 1.0: the first 2 s of the turn at 18.1 s (the other woman over its first 0.4 s) are
+    # taken for the other voice (docs/attribution.md). Bounds: the measured figures minus ~0.03
+    # (a third of a chunk in 30 s): a regression guard.
+    assert min(four) >= 0.85, accs
+    assert np.mean(four) >= 0.88, accs
+    assert min(accs.values()) >= 0.85, accs
+    assert np.mean(list(accs.values())) >= 0.88, accs
 
 
 def test_stereo_diarization_mixed_to_mono_in_turns():

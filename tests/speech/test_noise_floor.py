@@ -115,3 +115,37 @@ def test_far_field_conversation_agrees_with_the_reference_at_least_as_bare_siler
     bare_agreement = np.mean(bare == truth)
     assert ours >= bare_agreement, f"{ours:.3f} < bare Silero {bare_agreement:.3f}"
     assert ours >= 0.9
+
+
+def _segments(x: np.ndarray, settings) -> list[tuple[float, float]]:
+    vad = SpeechActivity(settings, channel=0, speaker="x")
+    out = []
+    for i in range(0, len(x), 1536):
+        out += vad.process(Frame(i, 0, x[i : i + 1536]))
+    out += vad.flush()
+    return [(e.start, e.end) for e in out if isinstance(e, Speech)]
+
+
+def test_a_segment_goes_on_through_soft_word_ends_where_silero_is_sure():
+    """stereo_diarization.wav's left channel: noise -44 dBFS, speech 20 dB above it, so the floor
+    that starts speech is share-capped at noise + 10 dB. The word ending at 2.3-2.6 s falls to
+    0-8 dB over the noise with Silero at 0.55-1.0: the lower floor (noise + 3 dB) keeps it to
+    2.61 s; with one floor (continue_margin_db = noise_margin_db) the segment ended at 2.40 s."""
+    y, _ = sf.read(shared_file("stereo_diarization.wav"), dtype="float32")
+    settings = load_settings().speech_activity
+    first = _segments(np.ascontiguousarray(y[:, 0]), settings)[0]
+    assert first[1] >= 2.55, first  # Silero is sure until 2.56 s
+    one_floor = _segments(np.ascontiguousarray(y[:, 0]), replace(settings, continue_margin_db=settings.noise_margin_db))
+    assert one_floor[0][1] <= 2.45, one_floor
+
+
+def test_a_pause_holding_a_breath_silero_doubts_still_splits():
+    """The demo's mono mix at 102.56-102.78 s: a 220 ms pause in the therapist's turn holding a
+    60 ms breath at -53 dBFS (15 dB over the room, Silero 0.39-0.44). Under the threshold the
+    full floor (noise + 18 dB) is needed, so the pause splits the segment (as -50 dBFS did);
+    the end is refined over the breath on the lower floor. Tolerance: 30 ms (a chunk)."""
+    y, _ = sf.read(SAMPLE_AUDIO / "demo_session.flac", dtype="float32")
+    segments = [s for s in _segments(y.mean(axis=1), load_settings().speech_activity) if 101.9 < s[1] < 107.0]
+    assert len(segments) == 2, segments
+    assert segments[0][0] == pytest.approx(102.16, abs=0.03) and 102.5 <= segments[0][1] <= 102.7, segments
+    assert segments[1][0] == pytest.approx(102.78, abs=0.03), segments

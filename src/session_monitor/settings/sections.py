@@ -58,6 +58,7 @@ class SpeechActivitySettings:
     energy_floor_db: float = rng(-120, 0)
     floor_mode: str = rng(choices=("fixed", "tracked"))
     noise_margin_db: float = rng(0, 60)
+    continue_margin_db: float = rng(0, 60)
     noise_window_s: float = rng(1, 120)
     noise_percentile: float = rng(0, 50)
     speech_percentile: float = rng(50, 100)

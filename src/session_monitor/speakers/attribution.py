@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -248,16 +249,25 @@ class MonoAttribution:
         ]
 
     def _change_point(self, run: _Run, a: int, b: int, new_cluster: int) -> int:
-        """Where the voice changed, searched from half a chunk before ``a`` to ``b``.
+        """Where the voice changed, searched from half a chunk before ``a`` to ``b``
+        (:meth:`_likeliest_cut` on the voice models)."""
+        lo = max(run.start + self._min_chunk, a - self._chunk // 2)
+        cut = self._likeliest_cut(lo, b, new_cluster, self.speakers.frame_llr)
+        return a if cut is None else cut
+
+    def _likeliest_cut(self, lo: int, hi: int, new_cluster: int,
+                       frame_llr: Callable[[np.ndarray], np.ndarray | None]) -> int | None:
+        """The sample in ``[lo, hi)`` where the voice changed to ``new_cluster``, or None.
 
         The cut maximizes the summed per-frame log-likelihood ratio for the old voice
-        before it and for the new voice after it (frames too quiet to judge count 0).
+        before it and for the new voice after it (frames too quiet to judge count 0);
+        ``frame_llr(coeffs)`` gives voice 0 against voice 1 per MFCC frame, None without
+        models.
         """
-        lo = max(run.start + self._min_chunk, a - self._chunk // 2)
-        coeffs, db = self.features.get(lo, b)
-        llr = self.speakers.frame_llr(coeffs)
+        coeffs, db = self.features.get(lo, hi)
+        llr = frame_llr(coeffs)
         if llr is None or len(llr) < 3:
-            return a
+            return None
         top = float(np.percentile(db, 95))
         llr = np.where((db >= self.floor_db) & (db >= top - 30.0), llr, 0.0)
         if new_cluster == 0:

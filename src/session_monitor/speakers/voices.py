@@ -16,11 +16,13 @@ of the GE2E encoder (:mod:`encoder`); voices are compared by cosine similarity.
   chunks stay at 0.70-0.92 of their own mean (JFK's lowest 0.76), another person's
   first chunk is at 0.42-0.69 of it (the telephone call's two women: 0.63).
 - **Two voices.** After every chunk the stored chunks (the last ``history``) are
-  re-assigned by spherical two-means started from the previous assignment (so the
-  names stay), the enrolment, when there is one, counting as ``enrolled_weight``
-  chunks of the anchor. A chunk's decision is the nearer voice, with confidence
-  ``1 / (1 + exp(-confidence_scale * |s0 - s1|))`` from its similarities ``s0, s1`` to
-  the two voices. Earlier decisions are never revised (they were published), but the
+  re-assigned by spherical two-means started from the previous assignment (and, for the
+  first chunks, also afresh), the enrolment, when there is one, counting as
+  ``enrolled_weight`` chunks of the anchor. The names stay with the voices: a new split is
+  named as the enrolment says, or as most of the stored chunks were named before it. A
+  chunk's decision is the nearer voice, with confidence
+  ``1 / (1 + exp(-confidence_scale * |s0 - s1|))`` from its similarities ``s0, s1`` to the
+  two voices. Earlier decisions are never revised (they were published), but the
   voices are, so an early mistake does not stick.
 
 Deterministic: the same chunks in the same order give the same decisions.
@@ -118,6 +120,12 @@ class TwoVoices:
         e = self._e[(self._next - (self.chunks - number)) % self.history]
         return self.decide(e)
 
+    def cluster_of(self, number: int) -> int | None:
+        """The voice chunk ``number`` is in under the current split (None: no longer kept)."""
+        if not 0 <= self.chunks - 1 - number < self._size:
+            return None
+        return int(self._assign[(self._next - (self.chunks - number)) % self.history])
+
     def decide(self, embedding: np.ndarray) -> Decision:
         """The decision on one embedding under the voices as they are now."""
         if not self.two_voices:
@@ -169,14 +177,27 @@ class TwoVoices:
             starts.append((centred @ axis > 0).astype(int))
         best = max((_two_means(e, start, prior) for start in starts), key=lambda r: r[2])
         assign, self.centres = best[0], best[1]
-        if self.chunks <= _BOOTSTRAP_CHUNKS and self._swapped():
+        if self.chunks <= _BOOTSTRAP_CHUNKS and self._swapped(assign, starts[0]):
             assign = 1 - assign
             self.centres = self.centres[::-1]
         self._assign[idx] = assign
 
-    def _swapped(self) -> bool:
-        """Whether cluster 1 is the anchor: nearer the enrolment, or the chunks heard before the
-        second voice was (all the first voice's by definition)."""
+    def _swapped(self, assign: np.ndarray, before: np.ndarray) -> bool:
+        """Whether the new split ``assign`` names the voices the other way round.
+
+        With an enrolment: when cluster 1 is nearer the enrolled voice. Without one: when most
+        stored chunks would change name against ``before``, the assignment until this chunk (a
+        tie: when cluster 1 is nearer the chunks heard before the second voice). The names
+        follow the voices from one split to the next, so a fresh split that is better only
+        renames what it moves. Judging every split by the first voice's chunks instead let a
+        first chunk with both voices in it (the telephone call's first 0.9 s, 0.62 of each
+        voice) rename the whole session once the split moved it: at chunk_s 0.9 and 1.1 the
+        call's last turn went to the other voice from 22.6 / 23.3 s on (docs/attribution.md).
+        """
+        if self.enrolled is None:
+            kept = 2 * int(np.sum(assign == before))
+            if kept != len(assign):
+                return kept < len(assign)
         anchor = self.enrolled if self.enrolled is not None else self._first_voice
         a = _unit(_unit(anchor) - self._mean)
         return float(a @ self.centres[1]) > float(a @ self.centres[0])

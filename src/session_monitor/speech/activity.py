@@ -8,8 +8,12 @@ blocks gives exactly the probabilities of scoring it whole.
 :class:`SpeechActivity` turns the chunk probabilities into speech segments with
 hysteresis (``threshold`` to start, ``neg_threshold`` to continue) and an energy
 floor ``noise_margin_db`` above the channel's own tracked noise floor (never a fixed
-dBFS: the same session 30 dB quieter keeps the same speech), then refines each boundary on 10 ms energy frames, so pause and gap lengths
-are good to about 10 ms instead of the VAD's 32 ms. A speech segment ends at a
+dBFS: the same session 30 dB quieter keeps the same speech), with hysteresis too: a
+segment goes on through chunks down to ``continue_margin_db`` above the noise floor where
+Silero is sure (>= ``threshold``), since in a noisy room the soft ends of words sit only a
+few dB over the noise. Each boundary is then refined on 10 ms energy frames (an end on
+the lower floor), so pause and gap lengths are good to about 10 ms instead of the VAD's
+32 ms. A speech segment ends at a
 silence of at least ``min_pause_ms`` (default 200 ms: pauses shorter than that are
 part of fluent speech); an *utterance*, the unit sent to the transcriber, ends at
 ``utterance_end_ms`` of silence or at ``max_utterance_s``.
@@ -192,6 +196,18 @@ class SpeechActivity:
             return self.settings.energy_floor_db
         return floor
 
+    @property
+    def continue_floor_db(self) -> float:
+        """The lower energy floor a segment goes on through, in dBFS: with ``floor_mode =
+        "tracked"``, ``continue_margin_db`` (at most ``noise_margin_db``) above the tracked noise
+        floor (a chunk between this and
+        :attr:`floor_db` continues speech only where Silero is sure, see :meth:`process`); with
+        ``"fixed"`` (or before there is an estimate), ``energy_floor_db``."""
+        floor = self.noise.above(min(self.settings.continue_margin_db, self.settings.noise_margin_db))
+        if self.settings.floor_mode == "fixed" or floor is None:
+            return self.settings.energy_floor_db
+        return floor
+
     def process(self, frame: Frame, *, own: np.ndarray | None = None) -> list[Event | UtteranceReady]:
         """Consume one frame; return the onsets, segments and utterances it completed.
 
@@ -215,12 +231,16 @@ class SpeechActivity:
         levels = chunk_levels_db(chunks)
         self.noise.update(levels)
         out: list[Event | UtteranceReady] = []
-        floor = self.floor_db
+        floor, lower = self.floor_db, self.continue_floor_db
         for i in range(n):
             c0 = start + i * CHUNK
             self.position = c0 + CHUNK
             thr = self.settings.neg_threshold if self.speaking else self.settings.threshold
-            speechy = probs[i] >= thr and levels[i] >= floor and (own is None or bool(own[i]))
+            # hysteresis on the level as on the probability (Rabiner & Sambur 1975): speech starts
+            # above the floor and goes on above the lower one while Silero is sure of it
+            loud = levels[i] >= floor or (self.speaking and probs[i] >= self.settings.threshold
+                                          and levels[i] >= lower)
+            speechy = probs[i] >= thr and loud and (own is None or bool(own[i]))
             if not speechy and not self.speaking:
                 self._noise_db += 0.05 * (min(levels[i], -20.0) - self._noise_db)
             self._step(c0, speechy, out)
@@ -327,8 +347,12 @@ class SpeechActivity:
         k = index - self._hops_start // HOP
         return self._hops[k] if 0 <= k < len(self._hops) else None
 
-    def _refine_threshold(self) -> float:
+    def _refine_threshold(self, *, end: bool = False) -> float:
+        """Level (dBFS) a 10 ms hop needs to count as voiced when a boundary is refined; with the
+        tracked floor a segment's end is refined on the lower floor it goes on through."""
         noise = self._noise_db if self.settings.floor_mode == "fixed" else self.noise.db
+        if end and self.settings.floor_mode == "tracked":
+            return self.continue_floor_db
         return self.floor_db if noise is None else max(self.floor_db, noise + 12.0)
 
     def _refine_start(self, start: int) -> int:
@@ -364,7 +388,7 @@ class SpeechActivity:
         span = self.settings.refine_ms * SAMPLE_RATE // 1000 // HOP
         if span == 0:
             return end
-        thr, k0 = self._refine_threshold(), end // HOP
+        thr, k0 = self._refine_threshold(end=True), end // HOP
         if self._hop_db(k0) is None:
             return end
         last = None  # latest energetic hop at or after the offset, connected by short dips

@@ -123,9 +123,10 @@ class BleedDetector:
     ----------
     settings : BleedSettings
     speech : SpeechActivitySettings, optional
-        The speech activity's settings: a chunk under the energy floor it tracks on that
-        channel (``noise_margin_db`` above the noise floor) is left its own without computing
-        anything, since it can never be speech there. None judges every chunk.
+        The speech activity's settings: a chunk under the lower energy floor it tracks on that
+        channel (the lesser of ``noise_margin_db`` and ``continue_margin_db`` above the noise
+        floor) is left its own without computing anything, since it can never be speech there.
+        None judges every chunk.
 
     Notes
     -----
@@ -140,7 +141,9 @@ class BleedDetector:
         # speech activity tracks it) can never be speech: it needs no decision, and costs none
         if speech is not None and speech.floor_mode != "tracked":
             speech = None  # a fixed floor: every chunk is judged
-        self.audible_margin_db = None if speech is None else speech.noise_margin_db
+        # the lower of the two floors: a chunk a segment goes on through needs a decision too
+        self.audible_margin_db = None if speech is None else min(speech.noise_margin_db,
+                                                                  speech.continue_margin_db)
         self._noise = [] if speech is None else [NoiseFloor.of_speech(speech, chunk=CHUNK) for _ in range(2)]
         self.max_lag = int(round(settings.max_lag_ms * SAMPLE_RATE / 1000))
         self._pending = np.zeros((2, 0), dtype=np.float32)
