@@ -73,10 +73,10 @@ def _cpu_s() -> float:
 
 def measure_pipeline(path: str, asr: bool, overrides: dict | None = None) -> dict:
     from session_monitor.audio.file_source import FileSource
-    from session_monitor.session.roles import parse_roles
     from session_monitor.rupture.model import build_analyzers
     from session_monitor.session.bus import EventBus
     from session_monitor.session.pipeline import Pipeline
+    from session_monitor.session.roles import parse_roles
     from session_monitor.session.store import SessionStore, prepare_session_dir
     from session_monitor.settings.loader import load_settings
 
