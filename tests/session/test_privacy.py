@@ -109,22 +109,28 @@ def test_a_session_that_keeps_no_words_shows_none_either(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     url, seen = None, []
-    for line in proc.stderr:
-        seen.append(line)
-        match = re.search(r"dashboard at (\S+)", line)
-        if match:
-            url = match.group(1)
-        if "timeline stays" in line:
-            break
-    assert url, "".join(seen)
-    base, _, query = url.partition("?")  # loopback: no token
-    with urllib.request.urlopen(f"{base.rstrip('/')}/events" + (f"?{query}" if query else ""), timeout=10) as stream:
-        for raw in stream:
-            if raw.startswith(b"data: "):
-                snapshot = json.loads(raw[6:])
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            match = re.search(r"dashboard at (\S+)", line)
+            if match:
+                url = match.group(1)
+            if "timeline stays" in line:
                 break
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+        assert url, "".join(seen)
+        base, _, query = url.partition("?")  # loopback: no token
+        events_url = f"{base.rstrip('/')}/events" + (f"?{query}" if query else "")
+        with urllib.request.urlopen(events_url, timeout=10) as stream:
+            for raw in stream:
+                if raw.startswith(b"data: "):
+                    snapshot = json.loads(raw[6:])
+                    break
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # the dashboard holds the process open: never leave it behind
+            proc.kill()
+            proc.wait(10)
     assert proc.returncode == 0
     lines = snapshot["transcript"]
     assert lines and all(line["text"] == "" for line in lines), lines
