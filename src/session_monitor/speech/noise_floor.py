@@ -115,22 +115,25 @@ class NoiseFloor:
         Digital silence (a level at the -100 dBFS epsilon or below) is not counted: a
         dead or muted stretch says nothing about the room.
         """
-        live = level_db[level_db > -99.0]
-        if len(live) == 0:
+        # A block brings a few levels: plain Python for them, and one cumsum and one
+        # searchsorted for both percentiles (a third of the time of the vectorised form here).
+        live = [x for x in level_db.tolist() if x > -99.0]
+        if not live:
             return self.db
-        bins = np.clip(((live - _LO_DB) / _BIN_DB).astype(np.int64), 0, _BINS - 1)[-self._window :]
-        self._counts += np.bincount(bins, minlength=_BINS)
-        self._bins.extend(bins.tolist())
-        while len(self._bins) > self._window:
-            self._counts[self._bins.popleft()] -= 1
+        counts, window = self._counts, self._bins
+        for x in live[-self._window :]:
+            b = min(max(int((x - _LO_DB) / _BIN_DB), 0), _BINS - 1)
+            counts[b] += 1
+            window.append(b)
+        while len(window) > self._window:
+            counts[window.popleft()] -= 1
         self._seen += len(live)
         if self._seen < self._min_chunks:
             return self.db
-        cumulative = np.cumsum(self._counts)
-        rank = self.percentile / 100.0 * len(self._bins)
-        k = int(np.searchsorted(cumulative, max(rank, 1e-9)))
+        n = len(window)
+        ranks = (max(self.percentile / 100.0 * n, 1e-9), max(self.top_percentile / 100.0 * n, 1e-9))
+        k, k_top = np.searchsorted(np.cumsum(counts), ranks).tolist()
         target = _LO_DB + (k + 0.5) * _BIN_DB
-        k_top = int(np.searchsorted(cumulative, max(self.top_percentile / 100.0 * len(self._bins), 1e-9)))
         top = _LO_DB + (k_top + 0.5) * _BIN_DB
         if self.top_db is None or top >= self.top_db or self._seen < self._window:
             self.top_db = top
