@@ -266,7 +266,12 @@ class SpeechActivity:
                     self._run_start = c0
                 self._run += 1
                 if self._run >= self._min_speech:
-                    self._start_segment(self._refine_start(self._run_start), out, t)
+                    # refined back to where the energy rose, but never into this channel's last
+                    # segment (whose end was refined forward): one speaker's segments never overlap
+                    start = self._refine_start(self._run_start)
+                    if self.last_speech_end is not None:
+                        start = max(start, self.last_speech_end)
+                    self._start_segment(start, out, t)
             else:
                 self._run = 0
                 self._maybe_close_utterance(c0 + CHUNK, out, t)
