@@ -13,7 +13,7 @@ segment goes on through chunks down to ``continue_margin_db`` above the noise fl
 Silero is sure (>= ``threshold``), since in a noisy room the soft ends of words sit only a
 few dB over the noise. Each boundary is then refined on 10 ms energy frames (an end on
 the lower floor), so pause and gap lengths are good to about 10 ms instead of the VAD's
-32 ms. A speech segment ends at a
+32 ms; a start is never refined back into the channel's previous segment. A speech segment ends at a
 silence of at least ``min_pause_ms`` (default 200 ms: pauses shorter than that are
 part of fluent speech); an *utterance*, the unit sent to the transcriber, ends at
 ``utterance_end_ms`` of silence or at ``max_utterance_s``.
