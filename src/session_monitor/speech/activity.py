@@ -11,10 +11,10 @@ floor ``noise_margin_db`` above the channel's own tracked noise floor (never a f
 dBFS: the same session 30 dB quieter keeps the same speech), with hysteresis too: a
 segment goes on through chunks down to ``continue_margin_db`` above the noise floor where
 Silero is sure (>= ``threshold``), since in a noisy room the soft ends of words sit only a
-few dB over the noise. Each boundary is then refined on 10 ms energy frames (an end on
-the lower floor), so pause and gap lengths are good to about 10 ms instead of the VAD's
-32 ms; a start is never refined back into the channel's previous segment. A speech segment ends at a
-silence of at least ``min_pause_ms`` (default 200 ms: pauses shorter than that are
+few dB over the noise. Each boundary is then refined on 10 ms energy frames
+(:mod:`~session_monitor.speech.boundaries`; an end on the lower floor), so pause and gap
+lengths are good to about 10 ms instead of the VAD's 32 ms; a start is never refined back
+into the channel's previous segment. A speech segment ends at a silence of at least ``min_pause_ms`` (default 200 ms: pauses shorter than that are
 part of fluent speech); an *utterance*, the unit sent to the transcriber, ends at
 ``utterance_end_ms`` of silence or at ``max_utterance_s``.
 """
@@ -30,6 +30,7 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE, Frame
 from session_monitor.events import Event, Speech, SpeechOnset
 from session_monitor.settings.loader import SpeechActivitySettings
+from session_monitor.speech.boundaries import HOP, EnergyHops
 from session_monitor.speech.noise_floor import NoiseFloor, chunk_levels_db
 
 __all__ = ["SileroVad", "SpeechActivity", "UtteranceReady", "CHUNK", "HOP"]
@@ -37,11 +38,6 @@ __all__ = ["SileroVad", "SpeechActivity", "UtteranceReady", "CHUNK", "HOP"]
 #: Silero chunk length in samples (32 ms) and its left context.
 CHUNK = 512
 CONTEXT = 64
-#: Energy hop used for boundary refinement, in samples (10 ms).
-HOP = 160
-#: Longest dip in energy (stop closure) bridged when refining a boundary, in hops.
-_MAX_DIP = 8
-_EPS = 1e-10
 
 
 def _silero_path() -> str:
@@ -137,9 +133,8 @@ class SpeechActivity:
         self._pending = np.zeros(0, dtype=np.float32)
         self._pending_start = 0  # sample index of _pending[0]
         # 10 ms energies (dBFS) of the last few seconds, for boundary refinement
-        self._hops: deque[float] = deque(maxlen=int(5 * SAMPLE_RATE / HOP))
-        self._hops_start = 0  # sample index of _hops[0]
-        self._hop_rest = np.zeros(0, dtype=np.float32)
+        self._hops = EnergyHops()
+        self._refine_span = settings.refine_ms * SAMPLE_RATE // 1000 // HOP
         self._noise_db = -70.0  # running noise level (floor_mode = "fixed")
         self.noise = NoiseFloor.of_speech(settings, chunk=CHUNK)
         self._min_speech = max(1, round(settings.min_speech_ms * SAMPLE_RATE / 1000 / CHUNK))
@@ -226,7 +221,7 @@ class SpeechActivity:
             return []
         if own is not None and len(own) != n:
             raise ValueError(f"SpeechActivity.process: {len(own)} ownership flags for {n} chunks")
-        self._add_hops(chunks.reshape(-1), start)
+        self._hops.add(chunks.reshape(-1), start)
         probs = self._probabilities(chunks)
         levels = chunk_levels_db(chunks)
         self.noise.update(levels)
@@ -332,25 +327,7 @@ class SpeechActivity:
             return None
         return self._utt_start, self.position
 
-    # -- boundary refinement on 10 ms energy ---------------------------------------------------
-
-    def _add_hops(self, samples: np.ndarray, start: int) -> None:
-        """Append the 10 ms energies of ``samples`` (which start at sample ``start``)."""
-        if len(self._hop_rest):
-            samples = np.concatenate([self._hop_rest, samples])
-        elif not self._hops:
-            self._hops_start = start
-        n = len(samples) // HOP
-        self._hop_rest = samples[n * HOP :].copy()
-        energies = 10 * np.log10(np.mean(samples[: n * HOP].reshape(n, HOP).astype(np.float64) ** 2, axis=1) + _EPS)
-        overflow = len(self._hops) + n - self._hops.maxlen
-        if overflow > 0:
-            self._hops_start += overflow * HOP
-        self._hops.extend(energies.tolist())
-
-    def _hop_db(self, index: int) -> float | None:
-        k = index - self._hops_start // HOP
-        return self._hops[k] if 0 <= k < len(self._hops) else None
+    # -- boundary refinement on 10 ms energy (speech.boundaries) -------------------------------
 
     def _refine_threshold(self, *, end: bool = False) -> float:
         """Level (dBFS) a 10 ms hop needs to count as voiced when a boundary is refined; with the
@@ -362,58 +339,8 @@ class SpeechActivity:
 
     def _refine_start(self, start: int) -> int:
         """Move a VAD onset to where the energy rose, across stop closures up to 80 ms."""
-        span = self.settings.refine_ms * SAMPLE_RATE // 1000 // HOP
-        if span == 0:
-            return start
-        thr, k0 = self._refine_threshold(), start // HOP
-        if self._hop_db(k0) is None:
-            return start
-        first = None  # earliest energetic hop connected to the onset by dips <= _MAX_DIP
-        dip = 0
-        for k in range(k0, k0 - span - 1, -1):
-            level = self._hop_db(k)
-            if level is None:
-                break
-            if level >= thr:
-                first, dip = k, 0
-            else:
-                dip += 1
-                if first is not None and dip > _MAX_DIP:
-                    break
-        if first is not None:
-            return first * HOP
-        for k in range(k0 + 1, k0 + span + 1):  # nothing energetic before: walk forward
-            level = self._hop_db(k)
-            if level is None or level >= thr:
-                return k * HOP
-        return start
+        return self._hops.refine_start(start, threshold_db=self._refine_threshold(), span_hops=self._refine_span)
 
     def _refine_end(self, end: int) -> int:
         """Move a VAD offset to where the energy fell, across stop closures up to 80 ms."""
-        span = self.settings.refine_ms * SAMPLE_RATE // 1000 // HOP
-        if span == 0:
-            return end
-        thr, k0 = self._refine_threshold(end=True), end // HOP
-        if self._hop_db(k0) is None:
-            return end
-        last = None  # latest energetic hop at or after the offset, connected by short dips
-        dip = 0
-        for k in range(k0, k0 + span + 1):
-            level = self._hop_db(k)
-            if level is None:
-                break
-            if level >= thr:
-                last, dip = k, 0
-            else:
-                dip += 1
-                if dip > _MAX_DIP:
-                    break
-        if last is not None:
-            return (last + 1) * HOP
-        for k in range(k0 - 1, k0 - span - 1, -1):  # silent already: back to the last energy
-            level = self._hop_db(k)
-            if level is None:
-                break
-            if level >= thr:
-                return (k + 1) * HOP
-        return end
+        return self._hops.refine_end(end, threshold_db=self._refine_threshold(end=True), span_hops=self._refine_span)
