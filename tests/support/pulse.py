@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 
 class PulseServer:
@@ -89,6 +94,18 @@ class PulseServer:
         subprocess.run(["paplay", f"--device={sink or self.sink}", str(wav)], env=self.env, check=True,
                        timeout=600)
 
+    @contextmanager
+    def suspended(self, *sinks: str) -> Iterator[None]:
+        """``sinks`` suspended (``pactl suspend-sink``) inside the block: their monitors stall, and
+        a capture stream reopened on one opens but delivers nothing. Resumed on the way out."""
+        try:
+            for sink in sinks:
+                self.pactl("suspend-sink", sink, "1")
+            yield
+        finally:
+            for sink in sinks:
+                self.pactl("suspend-sink", sink, "0", check=False)
+
     def close(self) -> None:
         self.proc.terminate()
         try:
@@ -96,3 +113,18 @@ class PulseServer:
         except Exception:
             self.proc.kill()
         self.log.close()
+
+
+def read_until_given_up(blocks: Iterator, seen: Callable[[], object], *, match: str,
+                        limit_s: float = 30.0) -> tuple[float, list]:
+    """Read ``blocks`` until the source gives up with a DeviceError matching ``match``; return
+    the seconds it took and what ``seen()`` said after each block. Fails after ``limit_s``."""
+    from session_monitor.errors import DeviceError
+
+    said = []
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match=match):
+        while time.monotonic() - t0 < limit_s:
+            next(blocks)
+            said.append(seen())
+    return time.monotonic() - t0, said
