@@ -11,7 +11,12 @@ Needs the ``train`` extra (scikit-learn)::
 
     pip install -e '.[train]'
     python scripts/train_utterance_classifiers.py [--csv PATH] [--out FILE] [--no-cv]
-        [--exclude-transcripts 3,17,...] [--folds-json FILE]
+        [--exclude-transcripts 3,17,...] [--metrics-json FILE] [--representation tfidf]
+
+Each utterance's row is its TF-IDF features and, beside them, its sentence embedding
+(all-MiniLM-L6-v2, the package's :mod:`session_monitor.rupture.sentence_encoder`) times
+``EMBEDDING_WEIGHT``; ``--representation tfidf`` leaves the embedding out (the comparison
+in docs/rupture_model.md). Embedding AnnoMI's ~9,500 texts takes about a minute.
 
 ``--exclude-transcripts`` leaves transcripts out of training (the end-to-end
 evaluation trains one model per fold this way). Exit code 2 with a one-line reason on
@@ -40,8 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from annomi import DEFAULT_CSV, Utterance, csv_sha256, load  # noqa: E402
 
 from session_monitor.errors import SessionMonitorError  # noqa: E402
+from session_monitor.rupture.sentence_encoder import GRAPH, encoder_sha256, load_sentence_encoder  # noqa: E402
 from session_monitor.rupture.utterance_features import FEATURE_VERSION, features  # noqa: E402
-from session_monitor.rupture.utterances import MAGIC, MODEL_PATH  # noqa: E402
+from session_monitor.rupture.utterances import MAGIC, MODEL_PATH, dense_embedding  # noqa: E402
 
 log = logging.getLogger("train_utterance_classifiers")
 
@@ -63,7 +69,9 @@ TASKS = {
 #: shifted logits, i.e. a prior shift). Chosen by grouped CV: the offsets (grid step 0.2) that
 #: maximise macro-F1 over the out-of-fold probabilities, 0.737 -> 0.744; picked for each fold
 #: on the other four folds only they give 0.740. For client talk type no offset helped
-#: (0.501 -> 0.499 picked on the other folds).
+#: (0.501 -> 0.499 picked on the other folds). With the sentence embedding they no longer move the
+#: therapist's macro-F1 (0.7586 without, 0.7581 with) but keep the share of therapist turns classed
+#: input the better session-level sign (low- vs high-quality AUC 0.894 with, 0.874 without), so they stay.
 BIAS: dict[str, dict[str, float]] = {
     "therapist_behaviour": {"question": 0.4, "reflection": 0.4, "therapist_input": 0.2},
     "client_talk": {},
@@ -71,6 +79,11 @@ BIAS: dict[str, dict[str, float]] = {
 #: speaker -> whether the other speaker's preceding words are features (grouped CV: client 0.491
 #: with vs 0.488 without; therapist 0.737 with vs 0.734 without, both with the own previous utterance)
 CONTEXT = {"therapist": True, "client": True}
+#: speaker -> weight of the sentence embedding beside the unit-length TF-IDF row (0: none). Grouped CV
+#: (no offsets): therapist 0.754 / 0.756 / 0.760 / 0.755 at 0.25 / 0.35 / 0.5 / 0.7 against 0.737 without;
+#: client 0.524 at 0.5 against 0.501. The embeddings of the other speaker's preceding utterance or of the
+#: own previous one did not help (therapist 0.719 with both, client 0.520 with the preceding one).
+EMBEDDING_WEIGHT = {"therapist": 0.5, "client": 0.5}
 MIN_DF = 2
 FOLDS = 5
 SEED = 0
@@ -100,6 +113,17 @@ def _cached(utts: list[Utterance]) -> list[Counter]:
 
 
 _FEATURES: dict[tuple[int, int], Counter] = {}
+_EMBEDDINGS: dict[str, np.ndarray] = {}
+
+
+def embedded(utts: list[Utterance]) -> np.ndarray:
+    """The sentence embedding of each utterance's text, computed once per run (as at run time: one by one)."""
+    missing = [u.text for u in utts if u.text not in _EMBEDDINGS]
+    if missing:
+        enc = load_sentence_encoder()
+        for text in dict.fromkeys(missing):
+            _EMBEDDINGS[text] = enc.embed(text)
+    return np.vstack([_EMBEDDINGS[u.text] for u in utts])
 
 
 def fit_vocab(feats: list[Counter]) -> tuple[list[str], np.ndarray]:
@@ -112,8 +136,8 @@ def fit_vocab(feats: list[Counter]) -> tuple[list[str], np.ndarray]:
     return vocab, idf
 
 
-def matrix(feats: list[Counter], vocab: list[str], idf: np.ndarray):
-    """TF-IDF rows exactly as :mod:`session_monitor.rupture.utterances` computes them."""
+def matrix(feats: list[Counter], vocab: list[str], idf: np.ndarray, dense: np.ndarray | None = None):
+    """TF-IDF rows exactly as :mod:`session_monitor.rupture.utterances` computes them, then ``dense``'s columns."""
     sp = _sklearn()[0]
     index = {k: i for i, k in enumerate(vocab)}
     indptr, cols, counts = [0], [], []
@@ -129,7 +153,15 @@ def matrix(feats: list[Counter], vocab: list[str], idf: np.ndarray):
     X = sp.csr_matrix((vals.astype(np.float64), cols_a, np.array(indptr)), shape=(len(feats), len(vocab)))
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
-    return sp.diags(1.0 / norms) @ X
+    X = sp.diags(1.0 / norms) @ X
+    if dense is None:
+        return X
+    return sp.hstack([X, sp.csr_matrix(dense.astype(np.float64))], format="csr")
+
+
+def _dense(us: list[Utterance], speaker: str) -> np.ndarray | None:
+    w = EMBEDDING_WEIGHT[speaker]
+    return dense_embedding(embedded(us), w) if w > 0 else None
 
 
 def fit_task(X, y: list[str], C: float):
@@ -146,7 +178,7 @@ def train(utts: list[Utterance]) -> dict:
         us = [u for u in utts if u.speaker == speaker]
         feats = _cached(us)
         vocab, idf = fit_vocab(feats)
-        X = matrix(feats, vocab, idf)
+        X = matrix(feats, vocab, idf, _dense(us, speaker))
         tasks = {}
         for task, (who, C) in TASKS.items():
             if who != speaker:
@@ -168,7 +200,8 @@ def predict(trained: dict, utts: list[Utterance]) -> dict[str, list[dict[str, fl
         rows = [i for i, u in enumerate(utts) if u.speaker == speaker]
         if not rows:
             continue
-        X = matrix(_cached([utts[i] for i in rows]), vocab, idf)
+        us = [utts[i] for i in rows]
+        X = matrix(_cached(us), vocab, idf, _dense(us, speaker))
         for task, model in tasks.items():
             P = model.predict_proba(X)
             for r, p in zip(rows, P):
@@ -249,8 +282,11 @@ def serialise(trained: dict, meta: dict) -> bytes:
                 "intercept": _arr(chunks, off, model.intercept_, "float32"),
             }
         speakers[speaker] = {"vocab": vocab, "idf": _arr(chunks, off, idf, "float32"), "tasks": tspec,
-                             "context": CONTEXT[speaker]}
+                             "context": CONTEXT[speaker], "embedding_weight": EMBEDDING_WEIGHT[speaker]}
     header = dict(meta, feature_version=FEATURE_VERSION, speakers=speakers)
+    if any(w > 0 for w in EMBEDDING_WEIGHT.values()):
+        header["sentence_encoder"] = {"file": GRAPH.name, "sha256": encoder_sha256(GRAPH),
+                                      "model": "all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0), int8 weights"}
     hb = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return MAGIC + struct.pack("<I", len(hb)) + hb + b"".join(chunks)
 
@@ -262,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation (the model is the same)")
     ap.add_argument("--exclude-transcripts", default="", help="comma-separated transcript ids left out")
     ap.add_argument("--metrics-json", type=Path, help="also write the CV figures here")
+    ap.add_argument("--representation", choices=("tfidf+minilm", "tfidf"), default="tfidf+minilm",
+                    help="tfidf: without the sentence embedding")
     args = ap.parse_args(argv)
+    if args.representation == "tfidf":
+        EMBEDDING_WEIGHT.update(therapist=0.0, client=0.0)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         utts = load(args.csv)
@@ -279,8 +319,10 @@ def main(argv: list[str] | None = None) -> int:
                        "transcripts": len({u.transcript for u in utts}), "utterances": len(utts)},
         "source": "AnnoMI (Wu et al. 2022/2023), public demonstration videos of motivational interviewing",
         "licence": "weights derived from AnnoMI, released publicly for research; session-monitor code MIT",
-        "representation": "tfidf word 1-2 grams, first/last word, length and overlap bins (client: + the therapist's "
-                          "preceding words); logistic regression, classes balanced",
+        "representation": "tfidf word 1-2 grams, first/last word, length and overlap bins, the other speaker's "
+                          "preceding words, the own previous turn" + (
+                              "; the utterance's all-MiniLM-L6-v2 embedding" if args.representation != "tfidf" else "")
+                          + "; logistic regression, classes balanced",
     }
     blob = serialise(trained, meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)

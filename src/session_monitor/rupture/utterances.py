@@ -1,6 +1,8 @@
 """Utterance classifiers learned from expert-labelled counselling transcripts (AnnoMI).
 
-Two linear models over TF-IDF features (:mod:`utterance_features`), applied in numpy:
+Two linear models over TF-IDF features (:mod:`utterance_features`) and, beside them, the
+utterance's sentence embedding (:mod:`sentence_encoder`, all-MiniLM-L6-v2 run by onnxruntime),
+applied in numpy:
 
 - the patient's (client's) talk type: ``change`` / ``neutral`` / ``sustain`` (sustain =
   arguing for not changing, defending, minimising, rejecting the suggestion);
@@ -15,8 +17,12 @@ docs/rupture_model.md for other CPUs). Loading reads
 that one file: no network, no scikit-learn.
 
 File format: ``SMUTTER1`` (8 bytes), the header's length (uint32, little-endian), the
-header (UTF-8 JSON: vocabularies, tasks, array offsets, training data), then the
-arrays (little-endian float32 IDF weights, float16 coefficients) at the header's offsets.
+header (UTF-8 JSON: vocabularies, tasks, array offsets, training data, the sentence
+encoder's sha256 and each speaker's embedding weight), then the arrays (little-endian
+float32 IDF weights, float16 coefficients) at the header's offsets. A speaker's
+coefficients cover its vocabulary, then (where its ``embedding_weight`` is above 0) the
+384 embedding dimensions; a file without an encoder (TF-IDF only, an older training) still
+loads.
 """
 
 from __future__ import annotations
@@ -31,16 +37,30 @@ from pathlib import Path
 import numpy as np
 
 from session_monitor.errors import InputError
+from session_monitor.rupture.sentence_encoder import (
+    DIM,
+    GRAPH,
+    SentenceEncoder,
+    encoder_sha256,
+    load_sentence_encoder,
+)
 from session_monitor.rupture.utterance_features import FEATURE_VERSION, features
 from session_monitor.settings.sections import UtteranceSettings
 
-__all__ = ["MAGIC", "MODEL_PATH", "Prediction", "UtteranceClassifiers", "classifiers_for", "load_classifiers"]
+__all__ = ["MAGIC", "MODEL_PATH", "Prediction", "UtteranceClassifiers", "classifiers_for", "dense_embedding",
+           "load_classifiers"]
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"SMUTTER1"
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "utterance_classifiers.bin"
 _FIX = "rerun scripts/train_utterance_classifiers.py or reinstall session-monitor"
+
+
+def dense_embedding(embedding: np.ndarray, weight: float) -> np.ndarray:
+    """The embedding block of a feature row: rounded to float16 (so that the last bits, which
+    differ between CPUs, do not reach the learned weights), times the speaker's weight."""
+    return np.float32(weight) * embedding.astype(np.float16).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -81,23 +101,31 @@ class _Linear:
 
 
 class _Speaker:
-    """One speaker's vocabulary, IDF weights and linear models."""
+    """One speaker's vocabulary, IDF weights, embedding weight and linear models."""
 
-    def __init__(self, vocab: list[str], idf: np.ndarray, tasks: dict[str, _Linear], context: bool) -> None:
+    def __init__(self, vocab: list[str], idf: np.ndarray, tasks: dict[str, _Linear], context: bool,
+                 embedding_weight: float = 0.0, encoder: SentenceEncoder | None = None) -> None:
         self.index = {f: i for i, f in enumerate(vocab)}
         self.context = context
         self.idf = idf.astype(np.float32)
         self.tasks = tasks
+        self.embedding_weight = embedding_weight
+        self.encoder = encoder
+        self._dense_idx = np.arange(len(vocab), len(vocab) + DIM, dtype=np.int64)
 
     def vector(self, text: str, previous: str, own_previous: str) -> tuple[np.ndarray, np.ndarray]:
         feats = features(text, previous, own_previous, context=self.context)
         pairs = sorted((self.index[f], c) for f, c in feats.items() if f in self.index)
-        if not pairs:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         idx = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
-        tf = np.fromiter((c for _, c in pairs), dtype=np.float32, count=len(pairs))
-        val = (1.0 + np.log(tf)) * self.idf[idx]
-        return idx, val / np.float32(np.linalg.norm(val))
+        val = np.zeros(0, dtype=np.float32)
+        if pairs:
+            tf = np.fromiter((c for _, c in pairs), dtype=np.float32, count=len(pairs))
+            val = (1.0 + np.log(tf)) * self.idf[idx]
+            val = val / np.float32(np.linalg.norm(val))
+        if self.encoder is None:
+            return idx, val
+        dense = dense_embedding(self.encoder.embed(text), self.embedding_weight)
+        return np.concatenate([idx, self._dense_idx]), np.concatenate([val, dense])
 
 
 class UtteranceClassifiers:
@@ -183,9 +211,12 @@ def load_classifiers(path: Path | str | None = None) -> UtteranceClassifiers:
                                 _array(blob, spec["intercept"], path))
                      for t, spec in sp["tasks"].items()}
             idf = _array(blob, sp["idf"], path)
-            if len(idf) != len(sp["vocab"]) or any(m.coef.shape[1] != len(idf) for m in tasks.values()):
+            weight = float(sp.get("embedding_weight", 0.0))
+            width = len(idf) + (DIM if weight > 0 else 0)
+            if len(idf) != len(sp["vocab"]) or any(m.coef.shape[1] != width for m in tasks.values()):
                 raise _bad(path, f"{name} vocabulary and weights do not match")
-            speakers[name] = _Speaker(sp["vocab"], idf, tasks, bool(sp["context"]))
+            speakers[name] = _Speaker(sp["vocab"], idf, tasks, bool(sp["context"]), weight,
+                                      _encoder_for(header, path) if weight > 0 else None)
         if "client_talk" not in speakers["client"].tasks or "therapist_behaviour" not in \
                 speakers["therapist"].tasks:
             raise KeyError("task")
@@ -193,6 +224,15 @@ def load_classifiers(path: Path | str | None = None) -> UtteranceClassifiers:
         raise _bad(path, "model file header lacks a speaker, task or array") from None
     log.debug("utterance classifiers loaded from %s (%d bytes)", path, len(data))
     return UtteranceClassifiers(header, speakers, path)
+
+
+def _encoder_for(header: dict, path: Path) -> SentenceEncoder:
+    """The shipped sentence encoder, if it is the one the model file was trained with."""
+    want = header.get("sentence_encoder", {}).get("sha256")
+    if want != encoder_sha256(GRAPH):
+        raise _bad(path, f"model was trained with another sentence encoder (sha256 {str(want)[:12]}) than "
+                         f"the installed {GRAPH} ({encoder_sha256(GRAPH)[:12]}: changed or corrupt)")
+    return load_sentence_encoder()
 
 
 @functools.lru_cache(maxsize=4)
