@@ -26,6 +26,7 @@ a missing or malformed CSV.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -314,9 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     except SessionMonitorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    trained_on = {"file": args.csv.name, "sha256": csv_sha256(args.csv), "excluded_transcripts": excluded,
+                  "transcripts": len({u.transcript for u in utts}), "utterances": len(utts)}
+    if any(w > 0 for w in EMBEDDING_WEIGHT.values()):
+        # what this machine's encoder made of the texts: the same on another CPU only if its arithmetic is
+        trained_on["embeddings_sha256"] = hashlib.sha256(dense_embedding(embedded(utts), 1.0).tobytes()).hexdigest()
     meta = {
-        "trained_on": {"file": args.csv.name, "sha256": csv_sha256(args.csv), "excluded_transcripts": excluded,
-                       "transcripts": len({u.transcript for u in utts}), "utterances": len(utts)},
+        "trained_on": trained_on,
         "source": "AnnoMI (Wu et al. 2022/2023), public demonstration videos of motivational interviewing",
         "licence": "weights derived from AnnoMI, released publicly for research; session-monitor code MIT",
         "representation": "tfidf word 1-2 grams, first/last word, length and overlap bins, the other speaker's "

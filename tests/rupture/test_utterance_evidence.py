@@ -134,6 +134,17 @@ def test_disabled_classifiers_give_no_classifier_evidence():
     assert classifier_markers(out) == [] and not [e for e in out if isinstance(e, MiFigures)]
 
 
+def test_a_session_without_transcripts_loads_no_classifiers(tmp_path):
+    """No speech recognition, no words: the classifiers (and their encoder) would never run."""
+    from session_monitor.rupture.model import build_analyzers
+
+    missing = tmp_path / "absent.bin"
+    settings = load_settings(overrides={"utterances": {"model_file": str(missing)}})
+    assert build_analyzers(settings, transcripts=False)[0].utterances is None  # the file is not even read
+    with pytest.raises(InputError):
+        build_analyzers(settings, transcripts=True)
+
+
 def test_a_missing_model_file_is_a_one_line_error_naming_it(tmp_path):
     missing = tmp_path / "nope.bin"
     with pytest.raises(InputError) as err:

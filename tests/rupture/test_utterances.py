@@ -117,12 +117,20 @@ def _arrays(data: bytes) -> tuple[bytes, list[tuple[dict, np.ndarray]]]:
 def test_shipped_model_is_what_the_script_writes(tmp_path):
     """Same CSV, same script: the file in the package.
 
-    Byte for byte on the machine that trained it. On another CPU, numpy and OpenBLAS pick other
-    SIMD kernels, which sum in another order: measured, an AMD EPYC retraining the file an Intel
-    Xeon wrote gave 4 of its 1,378,768 bytes different, each a float16 weight one unit in the last
-    place away, and three float32 intercepts 1-2 units (1e-7 of their value). So: the same header
-    (vocabularies, labels, offsets, training data) and the same arrays, where at most 1 in 10,000
-    values may differ, none by more than one float16 unit in the last place (2**-10 of its value).
+    Byte for byte on the machine that trained it. On another CPU two things differ:
+
+    - numpy and OpenBLAS pick other SIMD kernels, which sum in another order: measured, an AMD
+      EPYC retraining the TF-IDF-only file an Intel Xeon wrote gave 4 of its 1,378,768 bytes
+      different, each a float16 weight one unit in the last place away. So where the sentence
+      embeddings of the texts are the same bits as the shipped model's (the header's
+      ``embeddings_sha256``): the same header and the same arrays, where at most 1 in 10,000
+      values may differ, none by more than one float16 unit in the last place (2**-10 of its value);
+    - onnxruntime's kernels differ too, so the embeddings may differ in their last bits, and the
+      solver lands a little elsewhere: simulated here by noise of 1e-6 of each embedding value,
+      the weights moved by at most 4.4e-4 of each array's largest value and the probabilities by
+      1e-4, every label the same. So where the embeddings differ: the same header but for that
+      hash, every array within 1 % of its largest value, and on every ninth AnnoMI utterance the
+      same labels (at least 99.5 %) with probabilities within 0.01.
     """
     pytest.importorskip("sklearn", reason="the train extra (scikit-learn) retrains the model")
     csv = shared_file("annomi_train.csv")
@@ -130,17 +138,39 @@ def test_shipped_model_is_what_the_script_writes(tmp_path):
     res = _train(out, csv=csv)
     assert res.returncode == 0, res.stderr
     again, shipped = out.read_bytes(), MODEL_PATH.read_bytes()
-    assert len(again) == len(shipped)
     head_a, arrays_a = _arrays(again)
     head_s, arrays_s = _arrays(shipped)
-    assert head_a == head_s
-    off, total = 0, 0
+    meta_a, meta_s = json.loads(head_a[12:]), json.loads(head_s[12:])
+    same_embeddings = meta_a["trained_on"].pop("embeddings_sha256") == meta_s["trained_on"].pop("embeddings_sha256")
+    assert meta_a == meta_s
+    if same_embeddings:
+        assert head_a == head_s and len(again) == len(shipped)
+        off, total = 0, 0
+        for (spec, a), (_, s) in zip(arrays_a, arrays_s, strict=True):
+            diff = np.abs(a - s)
+            assert np.all(diff <= 2.0**-10 * np.abs(s) + 1e-7), spec
+            off += int((diff > 0).sum())
+            total += len(a)
+        assert off <= total // 10_000, (off, total)
+        return
     for (spec, a), (_, s) in zip(arrays_a, arrays_s, strict=True):
-        diff = np.abs(a - s)
-        assert np.all(diff <= 2.0**-10 * np.abs(s) + 1e-7), spec
-        off += int((diff > 0).sum())
-        total += len(a)
-    assert off <= total // 10_000, (off, total)
+        assert np.abs(a - s).max() <= 0.01 * np.abs(s).max() + 1e-7, spec
+    from annomi import load
+
+    mine, theirs = load_classifiers(out), load_classifiers()
+    same = n = 0
+    for u in load(csv)[::9]:
+        if u.speaker == "client":
+            pairs = [(mine.patient(u.text, u.previous, u.own_previous),
+                      theirs.patient(u.text, u.previous, u.own_previous))]
+        else:
+            pairs = list(zip(mine.therapist(u.text, u.previous, u.own_previous).values(),
+                             theirs.therapist(u.text, u.previous, u.own_previous).values()))
+        for x, y in pairs:
+            n += 1
+            same += x.label == y.label
+            assert max(abs(x.probabilities[k] - y.probabilities[k]) for k in x.probabilities) <= 0.01
+    assert same >= 0.995 * n, (same, n)
 
 
 @pytest.mark.parametrize("damage", ["missing", "magic", "truncated", "header", "version"])

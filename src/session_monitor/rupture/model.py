@@ -82,10 +82,14 @@ class RuptureModel:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, lexicon: Lexicon | None = None,
-                      fusion_stage: Fusion | None = None) -> RuptureModel:
-        """The model with its sections of ``settings`` ([evidence], [fusion], [utterances], ``prosody.features_hz``)."""
+                      fusion_stage: Fusion | None = None, transcripts: bool = True) -> RuptureModel:
+        """The model with its sections of ``settings`` ([evidence], [fusion], [utterances], ``prosody.features_hz``).
+
+        ``transcripts=False`` (a session without speech recognition): no utterance classifiers,
+        which would never run, so their sentence encoder is not loaded.
+        """
         return cls(settings.evidence, settings.fusion, features_hz=settings.prosody.features_hz, lexicon=lexicon,
-                   fusion_stage=fusion_stage, utterances=settings.utterances)
+                   fusion_stage=fusion_stage, utterances=settings.utterances if transcripts else None)
 
     def on_event(self, event: Event) -> list[Event]:
         if event.type in OUTPUT_TYPES:
@@ -127,9 +131,9 @@ class RuptureModel:
         return out
 
 
-def build_analyzers(settings: Settings) -> list[RuptureModel]:
-    """The analyzers a session runs (the pipeline's ``analyzers=``)."""
-    return [RuptureModel.from_settings(settings)]
+def build_analyzers(settings: Settings, *, transcripts: bool = True) -> list[RuptureModel]:
+    """The analyzers a session runs (the pipeline's ``analyzers=``); ``transcripts``: whether it has words."""
+    return [RuptureModel.from_settings(settings, transcripts=transcripts)]
 
 
 def _typed(events: Iterable[dict[str, Any] | Event]) -> Iterator[Event]:

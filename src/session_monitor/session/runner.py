@@ -100,7 +100,8 @@ class SessionRun:
         self.meta = meta
         self.deterministic = deterministic
         self.use_asr = use_asr and settings.transcriber.enabled
-        self.analyzers = build_analyzers(settings)  # before the folder exists: a bad markers file is clean
+        # before the folder exists: a bad markers file is clean
+        self.analyzers = build_analyzers(settings, transcripts=self.use_asr)
         self.model_name = resolve_model(settings.transcriber)[1] if self.use_asr else None
         self.attribution = attribution_for(settings, self.roles)  # a refused voice profile: nothing written
         self.call_audio = call_audio  # channel 1 is a call's audio, channel 0 its microphone
