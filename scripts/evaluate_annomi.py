@@ -12,7 +12,9 @@ from the channels), then re-runs the rupture model over each session's recorded 
 
 Figures: AUC of the session mean likelihood, low- vs high-quality sessions; AUC of the
 strongest patient evidence on each patient utterance the experts coded sustain talk vs
-all other coded patient utterances; the MI figures at the session's end. Prints a table and
+all other coded patient utterances, and the same split by cue (the classifier's markers
+alone, the other cues' alone, and P(sustain) of Whisper's words for the utterance); the MI
+figures at the session's end. Prints a table and
 ``--json`` stores it::
 
     python scripts/render_annomi.py --pick shortest
@@ -48,6 +50,7 @@ from session_monitor.errors import SessionMonitorError  # noqa: E402
 from session_monitor.event_log import read_events  # noqa: E402
 from session_monitor.events import Marker, MiFigures, Signal  # noqa: E402
 from session_monitor.rupture.model import RuptureModel, run_on_events  # noqa: E402
+from session_monitor.rupture.utterances import load_classifiers  # noqa: E402
 from session_monitor.settings.loader import load_settings  # noqa: E402
 
 
@@ -83,17 +86,27 @@ def score(events: list[dict], truth: dict, overrides: dict) -> dict:
     out = run_on_events(model, events)
     likes = [e.likelihood for e in out if isinstance(e, Signal)]
     pm = [e for e in out if isinstance(e, Marker) and e.speaker == "patient" and e.kind != "repair"]
-    per_utt = []
+    model_file = overrides.get("utterances", {}).get("model_file")
+    clf = load_classifiers(model_file) if model_file else None
+    heard = [e for e in events if e.get("type") == "transcript" and e.get("speaker") == "patient"
+             and e.get("final", True)]
+    per_utt, by_cue = [], []
     for u in truth["utterances"]:
         lab = u["labels"].get("client_talk")
         if u["speaker"] != "patient" or not lab:
             continue
-        s = max([m.strength for m in pm if m.end >= u["start"] - 0.5 and m.start <= u["end"] + 1.5], default=0.0)
-        per_utt.append((lab, s))
+        near = [m for m in pm if m.end >= u["start"] - 0.5 and m.start <= u["end"] + 1.5]
+        per_utt.append((lab, max([m.strength for m in near], default=0.0)))
+        # the same, split: the classifier's markers; the other cues'; P(sustain) of Whisper's words for it
+        words = " ".join(t["text"] for t in heard
+                         if t["end"] >= u["start"] - 0.2 and t["start"] <= u["end"] + 0.2).strip()
+        by_cue.append((lab, max([m.strength for m in near if m.cue == "classifier"], default=0.0),
+                       max([m.strength for m in near if m.cue != "classifier"], default=0.0),
+                       clf.patient(words).probabilities["sustain"] if clf is not None and words else 0.0))
     figs = [e for e in out if isinstance(e, MiFigures)]
     return {"mean_likelihood": float(np.mean(likes)) if likes else 0.0,
             "alerts": sum(1 for e in out if getattr(e, "type", "") == "alert" and e.state == "on"),
-            "per_utterance": per_utt,
+            "per_utterance": per_utt, "per_utterance_by_cue": by_cue,
             "figures": {k: getattr(figs[-1], k) for k in ("reflection_to_question", "open_question_share",
                                                           "complex_reflection_share", "change_share",
                                                           "input_share")} if figs else {}}
@@ -158,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         other = [s for r in rows for lab, s in r[variant]["per_utterance"] if lab != "sustain"]
         res[variant] = {"session_auc_mean_likelihood": auc(low, high), "sustain_evidence_auc": auc(sus, other),
                         "sustain_utterances": len(sus), "other_patient_utterances": len(other)}
+    split = [row for r in rows for row in r["classifiers"]["per_utterance_by_cue"]]
+    for k, name in ((1, "classifier_markers"), (2, "other_markers"), (3, "p_sustain_of_whisper_words")):
+        res["classifiers"][f"sustain_auc_{name}"] = auc([x[k] for x in split if x[0] == "sustain"],
+                                                        [x[k] for x in split if x[0] != "sustain"])
     for key in ("input_share", "reflection_to_question", "change_share"):
         vals = [(r["quality"], r["classifiers"]["figures"].get(key)) for r in rows]
         low = [v for q, v in vals if q == "low" and v is not None]
