@@ -22,7 +22,8 @@ reproducibly:
    same on every CPU), the file is a quarter of the checkpoint (23 MB against 91 MB) and
    the loaded encoder about half of it. Written to
    ``src/session_monitor/rupture/sentence_encoder/minilm_l6_int8w.onnx`` with the
-   tokenizer (``tokenizer.json``) and the Apache-2.0 licence;
+   tokenizer (``tokenizer.json``) and the Apache-2.0 licence (``NOTICE.md`` beside them,
+   written by hand, names the sources and these changes, with the sha256s this prints);
 3. the original model (sentence-transformers, float32) embeds ``REFERENCE_SENTENCES``, to
    ``tests/rupture/data/minilm_reference.npz``: the test that the shipped graph reproduces it.
 
