@@ -18,8 +18,8 @@ reproducibly:
    with one float32 scale per output channel (symmetric, per row of an embedding table
    and per column of a linear layer), followed by ``Cast`` and ``Mul``: onnxruntime folds
    those of the linear layers once when it loads the graph, and the embedding tables stay
-   int8 in memory (only the gathered rows are scaled), so the arithmetic is float32 (the
-   same on every CPU), the file is a quarter of the checkpoint (23 MB against 91 MB) and
+   int8 in memory (only the gathered rows are scaled), so the arithmetic is float32 (no
+   integer kernels, whose results depend on the CPU), the file is a quarter of the checkpoint (23 MB against 91 MB) and
    the loaded encoder about half of it. Written to
    ``src/session_monitor/rupture/sentence_encoder/minilm_l6_int8w.onnx`` with the
    tokenizer (``tokenizer.json``) and the Apache-2.0 licence (``NOTICE.md`` beside them,

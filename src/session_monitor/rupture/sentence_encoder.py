@@ -18,7 +18,7 @@ thread: a sentence costs a few milliseconds and threads would contend with Whisp
 Loading takes about 0.3 s, so the shipped encoder builds its onnxruntime session in a
 background thread (launch to ready does not wait for it; the first utterance does, if it
 comes sooner), and then hands the memory that building it used back to the system: the
-session holds 49 MB, its building briefly 110 MB more, which glibc would otherwise keep
+session holds 72-75 MB, its building briefly 110 MB more, which glibc would otherwise keep
 (measured, docs/rupture_model.md).
 """
 
