@@ -119,10 +119,6 @@ class SentenceEncoder:
         out = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
         return np.asarray(out[0], dtype=np.float32)
 
-    def embed_many(self, texts: list[str]) -> np.ndarray:
-        """``embed`` of each text, stacked ``(len(texts), 384)``: the same values, one by one."""
-        return np.vstack([self.embed(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
-
 
 def _release_freed_memory() -> None:
     """glibc's ``malloc_trim``: return the freed heap to the system (elsewhere: nothing to do)."""
