@@ -12,7 +12,8 @@ from the channels), then re-runs the rupture model over each session's recorded 
 
 Figures: AUC of the session mean likelihood, low- vs high-quality sessions; AUC of the
 strongest patient evidence on each patient utterance the experts coded sustain talk vs
-all other coded patient utterances, and the same split by cue (the classifier's markers
+all other coded patient utterances (also without the talk-share collapse, a marker about the
+last minute of talk that overlaps every utterance in it), and the same split by cue (the classifier's markers
 alone, the other cues' alone, and P(sustain) of Whisper's words for the utterance); the MI
 figures at the session's end. Prints a table and
 ``--json`` stores it::
@@ -81,6 +82,13 @@ def fold_models(utts, wanted: set[int], out_dir: Path) -> dict[int, Path]:
     return out
 
 
+def _about_window(m: Marker) -> bool:
+    """A marker about the last minute of talk, not about one utterance: the talk-share collapse
+    (``minimal_response`` from turn-taking spans ``evidence.share_window_s``, so it overlaps
+    every utterance in that window)."""
+    return m.cue == "turn_taking" and m.marker == "minimal_response"
+
+
 def score(events: list[dict], truth: dict, overrides: dict) -> dict:
     model = RuptureModel.from_settings(load_settings(overrides=overrides))
     out = run_on_events(model, events)
@@ -96,7 +104,8 @@ def score(events: list[dict], truth: dict, overrides: dict) -> dict:
         if u["speaker"] != "patient" or not lab:
             continue
         near = [m for m in pm if m.end >= u["start"] - 0.5 and m.start <= u["end"] + 1.5]
-        per_utt.append((lab, max([m.strength for m in near], default=0.0)))
+        own = [m for m in near if not _about_window(m)]
+        per_utt.append((lab, max([m.strength for m in near], default=0.0), max([m.strength for m in own], default=0.0)))
         # the same, split: the classifier's markers; the other cues'; P(sustain) of Whisper's words for it
         words = " ".join(t["text"] for t in heard
                          if t["end"] >= u["start"] - 0.2 and t["start"] <= u["end"] + 0.2).strip()
@@ -167,10 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     for variant in ("today", "classifiers"):
         low = [r[variant]["mean_likelihood"] for r in rows if r["quality"] == "low"]
         high = [r[variant]["mean_likelihood"] for r in rows if r["quality"] == "high"]
-        sus = [s for r in rows for lab, s in r[variant]["per_utterance"] if lab == "sustain"]
-        other = [s for r in rows for lab, s in r[variant]["per_utterance"] if lab != "sustain"]
-        res[variant] = {"session_auc_mean_likelihood": auc(low, high), "sustain_evidence_auc": auc(sus, other),
-                        "sustain_utterances": len(sus), "other_patient_utterances": len(other)}
+        per = [x for r in rows for x in r[variant]["per_utterance"]]
+        sus = [x for x in per if x[0] == "sustain"]
+        other = [x for x in per if x[0] != "sustain"]
+        res[variant] = {"session_auc_mean_likelihood": auc(low, high),
+                        "sustain_evidence_auc": auc([x[1] for x in sus], [x[1] for x in other]),
+                        "sustain_evidence_auc_without_window_cues": auc([x[2] for x in sus], [x[2] for x in other]),
+                        "sustain_utterances": len(sus), "other_patient_utterances": len(other),
+                        "high_quality_sessions_alerted": sum(1 for r in rows if r["quality"] == "high"
+                                                             and r[variant]["alerts"] > 0),
+                        "low_quality_sessions_alerted": sum(1 for r in rows if r["quality"] == "low"
+                                                            and r[variant]["alerts"] > 0)}
     split = [row for r in rows for row in r["classifiers"]["per_utterance_by_cue"]]
     for k, name in ((1, "classifier_markers"), (2, "other_markers"), (3, "p_sustain_of_whisper_words")):
         res["classifiers"][f"sustain_auc_{name}"] = auc([x[k] for x in split if x[0] == "sustain"],
