@@ -120,6 +120,30 @@ def test_baseline_is_relative_to_the_speaker():
     assert markers(run(conv), "lowered_voice") == []
 
 
+def _reply_after_varied_levels(levels, last_db, overrides=None):
+    """raised_voice markers on a reply at ``last_db`` after replies at ``levels``."""
+    conv = Conversation()
+    for i, level in enumerate(levels):
+        conv.turn("therapist", "That sounds important to you, and I appreciate you sharing it.")
+        conv.turn("patient", f"Yes, the week went well and I managed to see friends on day {i}.", level_db=level)
+    conv.turn("therapist", "What happened at work this week?")
+    start, _ = conv.turn("patient", "My manager gave me a new project and a new desk near the window.",
+                         level_db=last_db)
+    return [m for m in markers(run(conv, overrides=overrides), "raised_voice") if m.start >= start]
+
+
+def test_raised_voice_is_judged_against_the_speakers_own_spread():
+    # a steady speaker (always -30 dB): 4 dB louder is raised (voice_rise_db = 3)
+    assert _reply_after_varied_levels([-30.0] * 8, -26.0)
+    # a speaker whose replies stray 0-4 dB from -30 (spread ~3.7 dB): 4 dB louder is their usual,
+    # 11 dB louder is still raised (voice_spread_factor = 2: beyond ~2 standard deviations)
+    varied = [-30.0, -27.0, -33.0, -28.0, -32.0, -26.0, -34.0, -30.0, -29.0, -31.0, -27.0, -33.0]
+    assert _reply_after_varied_levels(varied, -26.0) == []
+    assert _reply_after_varied_levels(varied, -19.0)
+    # the setting is what decides: off, the fixed 3 dB applies to everyone
+    assert _reply_after_varied_levels(varied, -26.0, {"evidence": {"voice_spread_factor": 0.0}})
+
+
 def test_talk_share_collapse():
     conv = Conversation()
     for i in range(6):
@@ -230,3 +254,19 @@ def test_overlap_below_minimum_is_not_an_interruption():
     out = run(conv)
     assert any(isinstance(e, Overlap) for e in conv.events)
     assert markers(out, "interrupting_therapist") == []
+
+
+def test_voice_baseline_spread_is_a_robust_standard_deviation():
+    from session_monitor.rupture.baselines import VoiceBaseline
+
+    b = VoiceBaseline(30, min_n=3, clamp_db=1.5, clamp_st=1.0)
+    assert b.spread_db == 0.0  # not before min_n deviations
+    for level in [-30.0, -30.0, -30.0, -30.0]:
+        b.add(level, None)
+    assert b.spread_db == 0.0
+    for level in [-27.0, -33.0] * 6:
+        b.add(level, None)
+    # deviations from the (clamped, hence steady) usual of -30 dB are 3 dB: x 1.4826, within 0.5 dB
+    assert abs(b.spread_db - 3.0 * 1.4826) < 0.5
+    # the clamp keeps the usual level where it was; the spread is measured before it
+    assert abs(b.level_db.value - (-30.0)) <= 1.5

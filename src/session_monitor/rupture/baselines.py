@@ -51,12 +51,14 @@ class VoiceBaseline:
 
     A value beyond ``clamp_db`` / ``clamp_st`` of the current usual enters clamped,
     so an episode of quiet or loud speech moves the baseline only slowly, while a
-    lasting change still becomes the new usual.
+    lasting change still becomes the new usual. How far the level usually strays from
+    the usual (before the clamp) is kept too: :attr:`spread_db`.
     """
 
     def __init__(self, n: int, *, min_n: int, clamp_db: float, clamp_st: float) -> None:
         self.level_db = RunningMedian(n, min_n=min_n)
         self.f0_hz = RunningMedian(n, min_n=min_n)
+        self._deviation_db = RunningMedian(n, min_n=min_n)
         self.clamp_db = clamp_db
         self.clamp_st = clamp_st
 
@@ -67,12 +69,20 @@ class VoiceBaseline:
     def add(self, level_db: float | None, f0_hz: float | None) -> None:
         usual_db, usual_f0 = self.level_db.value, self.f0_hz.value
         if level_db is not None and usual_db is not None:
+            self._deviation_db.add(abs(level_db - usual_db))
             level_db = min(max(level_db, usual_db - self.clamp_db), usual_db + self.clamp_db)
         if f0_hz is not None and usual_f0 is not None:
             ratio = 2.0 ** (self.clamp_st / 12.0)
             f0_hz = min(max(f0_hz, usual_f0 / ratio), usual_f0 * ratio)
         self.level_db.add(level_db)
         self.f0_hz.add(f0_hz)
+
+    @property
+    def spread_db(self) -> float:
+        """The speaker's usual spread of level (dB): the median absolute deviation from the
+        usual, scaled to a standard deviation (x 1.4826); 0 before ``min_n`` deviations are in."""
+        mad = self._deviation_db.value
+        return 1.4826 * mad if mad is not None else 0.0
 
     def compare(self, level_db: float, f0_hz: float | None) -> tuple[float, float] | None:
         """(dB above usual, semitones above usual; 0 when pitch unknown), None before ready."""

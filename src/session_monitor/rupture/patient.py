@@ -190,23 +190,27 @@ class PatientEvidence:
         if turn.voice is None and turn.frames * self.frame_s >= self.s.voice_min_speech_s - 1e-9:
             level = 10.0 * math.log10(turn.power / turn.frames)
             f0 = sorted(turn.f0)[len(turn.f0) // 2] if turn.f0 else None
-            out = self._judge_voice(turn, ev.t, self.onset_voice.compare(level, f0))
+            out = self._judge_voice(turn, ev.t, self.onset_voice.compare(level, f0), self.onset_voice.spread_db)
             self.onset_voice.add(level, f0)
             return out
         return []
 
-    def _judge_voice(self, turn: _Turn, t: float, diff: tuple[float, float] | None) -> list[Marker]:
+    def _judge_voice(self, turn: _Turn, t: float, diff: tuple[float, float] | None,
+                     spread_db: float) -> list[Marker]:
         if diff is None:
             return []
         delta, st = diff
         turn.voice_drop_db = -delta
-        if -delta >= self.s.voice_drop_db:
+        # a change counts beyond the fixed dB and beyond what is usual for this speaker's level
+        usual = self.s.voice_spread_factor * spread_db
+        drop_db, rise_db = max(self.s.voice_drop_db, usual), max(self.s.voice_rise_db, usual)
+        if -delta >= drop_db:
             turn.voice = "lowered"
             out = self._emit_latency(turn, t)
             out.append(self._marker(t, "withdrawal", "lowered_voice", 0.3 + 0.08 * -delta, turn.onset, t,
                                     f"patient's voice {-delta:.0f} dB quieter than usual", "prosody"))
             return out
-        if delta >= self.s.voice_rise_db or (st >= self.s.pitch_rise_st and delta >= self.s.voice_rise_db / 2):
+        if delta >= rise_db or (st >= self.s.pitch_rise_st and delta >= rise_db / 2):
             turn.voice = "raised"
             pitch = f" and {st:.0f} semitones higher" if st >= self.s.pitch_rise_st / 2 else ""
             strength = 0.3 + 0.1 * max(0.0, delta) + 0.05 * max(0.0, st)
@@ -229,7 +233,8 @@ class PatientEvidence:
             if turn.voice in (None, "usual") and seg.end - seg.start >= self.s.voice_min_speech_s:
                 before = turn.voice
                 turn.voice = None
-                out += self._judge_voice(turn, seg.t, self.segment_voice.compare(seg.intensity_db, seg.f0_hz))
+                out += self._judge_voice(turn, seg.t, self.segment_voice.compare(seg.intensity_db, seg.f0_hz),
+                                        self.segment_voice.spread_db)
                 if turn.voice is None:
                     turn.voice = before
         if seg.end - seg.start >= 0.3:

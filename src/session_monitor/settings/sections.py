@@ -141,6 +141,7 @@ class EvidenceSettings:
     voice_drop_db: float = rng(0.5, 30)
     voice_rise_db: float = rng(0.5, 30)
     pitch_rise_st: float = rng(0.5, 12)
+    voice_spread_factor: float = rng(0, 10)
     rate_drop_ratio: float = rng(0.1, 1)
     baseline_n: int = rng(1, 500)
     baseline_min_n: int = rng(1, 100)
