@@ -11,9 +11,11 @@ from the channels), then re-runs the rupture model over each session's recorded 
   transcripts of the *other* folds of its grouped 5-fold split (never the session's own).
 
 Figures: AUC of the session mean likelihood, low- vs high-quality sessions; AUC of the
-strongest patient evidence on each patient utterance the experts coded sustain talk vs
-all other coded patient utterances (also without the talk-share collapse, a marker about the
-last minute of talk that overlaps every utterance in it), and the same split by cue (the classifier's markers
+patient evidence on each patient utterance the experts coded sustain talk vs all other coded
+patient utterances, as the strongest marker's strength and as fusion counts it (each marker's
+weighted, capped contribution, combined by noisy-OR), each also without the talk-share
+collapse (a marker about the last minute of talk that overlaps every utterance in it), and
+the strongest marker split by cue (the classifier's markers
 alone, the other cues' alone, and P(sustain) of Whisper's words for the utterance); the MI
 figures at the session's end. Prints a table and
 ``--json`` stores it::
@@ -89,6 +91,33 @@ def _about_window(m: Marker) -> bool:
     return m.cue == "turn_taking" and m.marker == "minimal_response"
 
 
+def _strongest(markers: list[Marker], fusion) -> float:
+    """The strongest marker's own strength (each cue's strength on its own scale)."""
+    return max((m.strength for m in markers), default=0.0)
+
+
+def _fused(markers: list[Marker], fusion) -> float:
+    """The evidence as fusion counts it: each marker's contribution ``min(cap, weight[cue] x
+    strength)``, combined by noisy-OR (``1 - prod(1 - c)``)."""
+    return 1.0 - float(np.prod([1.0 - fusion.weight_of(m) for m in markers]))
+
+
+#: The columns of a session's ``per_utterance`` rows after the label: the patient markers near
+#: the utterance that a filter keeps, measured one way ...
+_MEASURES = {
+    "sustain_evidence_auc": (lambda m: True, _strongest),
+    "sustain_evidence_auc_without_window_cues": (lambda m: not _about_window(m), _strongest),
+    "sustain_fused_evidence_auc": (lambda m: True, _fused),
+    "sustain_fused_evidence_auc_without_window_cues": (lambda m: not _about_window(m), _fused),
+    "sustain_auc_classifier_markers": (lambda m: m.cue == "classifier", _strongest),
+    "sustain_auc_other_markers": (lambda m: m.cue != "classifier", _strongest),
+}
+#: ... then P(sustain) of Whisper's words for it (0 without classifiers).
+PER_UTTERANCE = (*_MEASURES, "sustain_auc_p_sustain_of_whisper_words")
+#: The columns that do not split the evidence by cue (the split is for the classifiers' variant).
+ALL_CUES = 4
+
+
 def score(events: list[dict], truth: dict, overrides: dict) -> dict:
     model = RuptureModel.from_settings(load_settings(overrides=overrides))
     out = run_on_events(model, events)
@@ -98,24 +127,20 @@ def score(events: list[dict], truth: dict, overrides: dict) -> dict:
     clf = load_classifiers(model_file) if model_file else None
     heard = [e for e in events if e.get("type") == "transcript" and e.get("speaker") == "patient"
              and e.get("final", True)]
-    per_utt, by_cue = [], []
+    per_utt = []  # per coded patient utterance: its label and its evidence, as PER_UTTERANCE names
     for u in truth["utterances"]:
         lab = u["labels"].get("client_talk")
         if u["speaker"] != "patient" or not lab:
             continue
         near = [m for m in pm if m.end >= u["start"] - 0.5 and m.start <= u["end"] + 1.5]
-        own = [m for m in near if not _about_window(m)]
-        per_utt.append((lab, max([m.strength for m in near], default=0.0), max([m.strength for m in own], default=0.0)))
-        # the same, split: the classifier's markers; the other cues'; P(sustain) of Whisper's words for it
         words = " ".join(t["text"] for t in heard
                          if t["end"] >= u["start"] - 0.2 and t["start"] <= u["end"] + 0.2).strip()
-        by_cue.append((lab, max([m.strength for m in near if m.cue == "classifier"], default=0.0),
-                       max([m.strength for m in near if m.cue != "classifier"], default=0.0),
-                       clf.patient(words).probabilities["sustain"] if clf is not None and words else 0.0))
+        per_utt.append((lab, *(how([m for m in near if keep(m)], model.fusion) for keep, how in _MEASURES.values()),
+                        clf.patient(words).probabilities["sustain"] if clf is not None and words else 0.0))
     figs = [e for e in out if isinstance(e, MiFigures)]
     return {"mean_likelihood": float(np.mean(likes)) if likes else 0.0,
             "alerts": sum(1 for e in out if getattr(e, "type", "") == "alert" and e.state == "on"),
-            "per_utterance": per_utt, "per_utterance_by_cue": by_cue,
+            "per_utterance": per_utt,
             "figures": {k: getattr(figs[-1], k) for k in ("reflection_to_question", "open_question_share",
                                                           "complex_reflection_share", "change_share",
                                                           "input_share")} if figs else {}}
@@ -177,20 +202,15 @@ def main(argv: list[str] | None = None) -> int:
         low = [r[variant]["mean_likelihood"] for r in rows if r["quality"] == "low"]
         high = [r[variant]["mean_likelihood"] for r in rows if r["quality"] == "high"]
         per = [x for r in rows for x in r[variant]["per_utterance"]]
-        sus = [x for x in per if x[0] == "sustain"]
-        other = [x for x in per if x[0] != "sustain"]
+        n_sus = sum(1 for x in per if x[0] == "sustain")
         res[variant] = {"session_auc_mean_likelihood": auc(low, high),
-                        "sustain_evidence_auc": auc([x[1] for x in sus], [x[1] for x in other]),
-                        "sustain_evidence_auc_without_window_cues": auc([x[2] for x in sus], [x[2] for x in other]),
-                        "sustain_utterances": len(sus), "other_patient_utterances": len(other),
+                        "sustain_utterances": n_sus, "other_patient_utterances": len(per) - n_sus,
                         "high_quality_sessions_alerted": sum(1 for r in rows if r["quality"] == "high"
                                                              and r[variant]["alerts"] > 0),
                         "low_quality_sessions_alerted": sum(1 for r in rows if r["quality"] == "low"
                                                             and r[variant]["alerts"] > 0)}
-    split = [row for r in rows for row in r["classifiers"]["per_utterance_by_cue"]]
-    for k, name in ((1, "classifier_markers"), (2, "other_markers"), (3, "p_sustain_of_whisper_words")):
-        res["classifiers"][f"sustain_auc_{name}"] = auc([x[k] for x in split if x[0] == "sustain"],
-                                                        [x[k] for x in split if x[0] != "sustain"])
+        for k, name in enumerate(PER_UTTERANCE if variant == "classifiers" else PER_UTTERANCE[:ALL_CUES], start=1):
+            res[variant][name] = auc([x[k] for x in per if x[0] == "sustain"], [x[k] for x in per if x[0] != "sustain"])
     for key in ("input_share", "reflection_to_question", "change_share"):
         vals = [(r["quality"], r["classifiers"]["figures"].get(key)) for r in rows]
         low = [v for q, v in vals if q == "low" and v is not None]
