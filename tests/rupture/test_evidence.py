@@ -120,6 +120,10 @@ def test_baseline_is_relative_to_the_speaker():
     assert markers(run(conv), "lowered_voice") == []
 
 
+#: a patient whose replies stray 0-4 dB from -30 dB (spread ~3.7 dB)
+VARIED = [-30.0, -27.0, -33.0, -28.0, -32.0, -26.0, -34.0, -30.0, -29.0, -31.0, -27.0, -33.0]
+
+
 def _reply_after_varied_levels(levels, last_db, overrides=None):
     """raised_voice markers on a reply at ``last_db`` after replies at ``levels``."""
     conv = Conversation()
@@ -137,11 +141,31 @@ def test_raised_voice_is_judged_against_the_speakers_own_spread():
     assert _reply_after_varied_levels([-30.0] * 8, -26.0)
     # a speaker whose replies stray 0-4 dB from -30 (spread ~3.7 dB): 4 dB louder is their usual,
     # 11 dB louder is still raised (voice_spread_factor = 2: beyond ~2 standard deviations)
-    varied = [-30.0, -27.0, -33.0, -28.0, -32.0, -26.0, -34.0, -30.0, -29.0, -31.0, -27.0, -33.0]
-    assert _reply_after_varied_levels(varied, -26.0) == []
-    assert _reply_after_varied_levels(varied, -19.0)
+    assert _reply_after_varied_levels(VARIED, -26.0) == []
+    assert _reply_after_varied_levels(VARIED, -19.0)
     # the setting is what decides: off, the fixed 3 dB applies to everyone
-    assert _reply_after_varied_levels(varied, -26.0, {"evidence": {"voice_spread_factor": 0.0}})
+    assert _reply_after_varied_levels(VARIED, -26.0, {"evidence": {"voice_spread_factor": 0.0}})
+
+
+def _trend_after_varied_levels(levels, quiet_db, overrides=None):
+    """'turns in a row' lowered_voice markers over three replies at ``quiet_db`` after ``levels``."""
+    conv = Conversation()
+    for i, level in enumerate(levels):
+        conv.turn("therapist", "That sounds important to you, and I appreciate you sharing it.")
+        conv.turn("patient", f"Yes, the week went well and I managed to see friends on day {i}.", level_db=level)
+    for _ in range(3):
+        conv.turn("therapist", "That sounds important to you, and I appreciate you sharing it.")
+        conv.turn("patient", "It was a long week at the office and I mostly stayed at home after.", level_db=quiet_db)
+    conv.turn("therapist", "I see.")
+    return [m for m in markers(run(conv, overrides=overrides), "lowered_voice") if "turns in a row" in m.explanation]
+
+
+def test_quiet_trend_is_judged_against_the_speakers_own_spread():
+    # 5 dB quieter three times: a trend for a steady speaker, the usual for one who strays 0-4 dB
+    assert _trend_after_varied_levels([-30.0] * 12, -35.0)
+    assert _trend_after_varied_levels(VARIED, -35.0) == []
+    assert _trend_after_varied_levels(VARIED, -42.0)  # 12 dB quieter: beyond their spread too
+    assert _trend_after_varied_levels(VARIED, -35.0, {"evidence": {"voice_spread_factor": 0.0}})
 
 
 def test_talk_share_collapse():

@@ -56,6 +56,7 @@ class _Turn:
     f0: list[float] = field(default_factory=list)
     voice: str | None = None  # None (not judged), "lowered", "raised", "usual"
     voice_drop_db: float = 0.0
+    drop_threshold_db: float | None = None  # what counted as quieter when the voice was judged
     transcribed: bool = False
     words: int = 0
     words_per_s: float | None = None
@@ -93,7 +94,8 @@ class PatientEvidence:
         #: times of full patient turns in the usual voice with no rupture words (re-engagement);
         #: the rupture model drains this list
         self.engaged: list[float] = []
-        self._trend: deque[tuple[float, float | None]] = deque(maxlen=8)  # (drop_db, rate_ratio) per turn
+        #: (drop_db, rate_ratio, drop threshold) per turn
+        self._trend: deque[tuple[float, float | None, float]] = deque(maxlen=8)
         self._once = Once()  # (utterance start, marker) already emitted
         self._last_therapist_end = -1.0
         self._last_speaker: str | None = None
@@ -204,6 +206,7 @@ class PatientEvidence:
         # a change counts beyond the fixed dB and beyond what is usual for this speaker's level
         usual = self.s.voice_spread_factor * spread_db
         drop_db, rise_db = max(self.s.voice_drop_db, usual), max(self.s.voice_rise_db, usual)
+        turn.drop_threshold_db = drop_db
         if -delta >= drop_db:
             turn.voice = "lowered"
             out = self._emit_latency(turn, t)
@@ -281,19 +284,20 @@ class PatientEvidence:
         usual_rate = self.rate_wps.value
         drop = turn.voice_drop_db
         ratio = turn.words_per_s / usual_rate if turn.words_per_s and usual_rate else None
-        self._trend.append((drop, ratio))
+        thr = turn.drop_threshold_db if turn.drop_threshold_db is not None else self.s.voice_drop_db
+        self._trend.append((drop, ratio, thr))
         streak = 0
-        for d, r in reversed(self._trend):
+        for d, r, need_db in reversed(self._trend):
             slower = r is not None and r <= self.s.rate_drop_ratio
-            if d >= self.s.voice_drop_db / 2 and (slower or d >= self.s.voice_drop_db):
+            if d >= need_db / 2 and (slower or d >= need_db):
                 streak += 1
             else:
                 break
         if streak < 2:
             return []
-        mean_drop = sum(d for d, _ in list(self._trend)[-streak:]) / streak
+        mean_drop = sum(d for d, _, _ in list(self._trend)[-streak:]) / streak
         slower = " and slower" if any(r is not None and r <= self.s.rate_drop_ratio
-                                      for _, r in list(self._trend)[-streak:]) else ""
+                                      for _, r, _ in list(self._trend)[-streak:]) else ""
         return [self._marker(t, "withdrawal", "lowered_voice", 0.3 + 0.15 * streak, turn.onset, t,
                              f"patient quieter ({mean_drop:.0f} dB){slower} than usual for {streak} turns in a row",
                              "prosody")]
