@@ -19,7 +19,7 @@ CASES = {
     "abstract_communication": ("patient", "You know how it is, people tend to drift apart.",
                                "I know how he is when he drifts away."),
     "avoidant_storytelling": ("patient", "Anyway, did I tell you about my new car?",
-                              "I told you about my new car."),
+                              "I'll buy the new car anyway."),
     "deferential_appeasing": ("patient", "Whatever you think is best.", "I think it is best to wait."),
     "content_affect_split": ("patient", "My dad died last spring, it's kind of funny actually.",
                              "My dad died last spring and I still miss him."),
@@ -140,6 +140,22 @@ def test_wildcard_matches_one_word(tmp_path: Path):
     assert _markers(lex, "patient", "It's fine.") == set()
 
 
+def test_caret_matches_only_where_a_clause_begins(tmp_path: Path, lexicon):
+    # the shipped file: "anyway" as a change of subject, not as "regardless"
+    for text in ("Anyway, how was the game?", "It was long, but anyway, I don't know how he did it.",
+                 "He talked a lot; anyway the dog was fine."):
+        assert "avoidant_storytelling" in _markers(lexicon, "patient", text), text
+    for text in ("I'm gonna do it anyway, because I need to.", "I don't drink much anyway."):
+        assert "avoidant_storytelling" not in _markers(lexicon, "patient", text), text
+    path = tmp_path / "m.toml"
+    path.write_text('[patient.denial]\nkind = "withdrawal"\nstrength = 0.5\nexplanation = "x"\n'
+                    'phrases = ["^it is * fine"]\n', encoding="utf-8")
+    lex = load_lexicon(path)
+    assert _markers(lex, "patient", "It's totally fine.") == {"denial"}
+    assert _markers(lex, "patient", "Well, it's totally fine.") == {"denial"}  # after a comma
+    assert _markers(lex, "patient", "I think it's totally fine.") == set()
+
+
 @pytest.mark.parametrize("body, message", [
     ('[patient.denial]\nkind = "anger"\nstrength = 0.5\nexplanation = "x"\nphrases = ["a"]\n',
      r"denial.kind='anger' is not allowed"),
@@ -149,6 +165,8 @@ def test_wildcard_matches_one_word(tmp_path: Path):
      r"denial.strength=1.5 is out of range; use 0..1"),
     ('[patient.denial]\nkind = "withdrawal"\nstrength = 0.5\nexplanation = "x"\nphrases = [""]\n',
      r"denial.phrases\[0\] must be a non-empty phrase"),
+    ('[patient.denial]\nkind = "withdrawal"\nstrength = 0.5\nexplanation = "x"\nphrases = ["^"]\n',
+     r"denial.phrases\[0\]='\^' has no words"),
     ('[patient.denial]\nkind = "withdrawal"\nstrength = 0.5\nexplanation = "x"\nphrase = ["a"]\n',
      r"unknown key patient.denial.phrase"),
     ('[therapist.bossy]\nkind = "confrontation"\nstrength = 0.5\nexplanation = "x"\nphrases = ["a"]\n',

@@ -15,7 +15,9 @@ Negation, per entry of the file:
 - ``context_any``, when given, must also occur in the same sentence ("exercises"
   only counts next to "pointless", "same", "again", ...); the phrases then name a
   topic and are not subject to negation ("I don't need more homework").
-- ``*`` in a phrase stands for any one word.
+- ``*`` in a phrase stands for any one word; ``^`` before a phrase means it matches only
+  at the start of a clause ("^anyway": "Anyway, how was ..." changes the subject, "I'll
+  do it anyway" does not).
 
 Matching is per sentence; a hit quotes the sentence it came from.
 """
@@ -132,6 +134,14 @@ def _join(words: list[Any]) -> str:
 class _Pattern:
     tokens: tuple[str, ...]
     text: str
+    clause_start: bool = False  # "^phrase": only where a clause begins
+
+    def find(self, tokens: list[str], clauses: list[int]) -> list[int]:
+        """Where the pattern starts in ``tokens`` (whose clause indices are ``clauses``)."""
+        found = _find(tokens, self.tokens)
+        if self.clause_start:
+            found = [i for i in found if i == 0 or clauses[i] != clauses[i - 1]]
+        return found
 
 
 @dataclass(frozen=True)
@@ -195,12 +205,12 @@ class Lexicon:
 
     def contains(self, list_name: str, text: str, *, at_start: bool = False) -> str | None:
         """The first phrase of ``[lists] list_name`` found in ``text`` (None when none)."""
-        tokens, _ = normalize(text)
+        tokens, clauses = normalize(text)
         for pat in self.lists.get(list_name, ()):
             if at_start:
                 if _match_at(tokens, 0, pat.tokens):
                     return pat.text
-            elif _find(tokens, pat.tokens):
+            elif pat.find(tokens, clauses):
                 return pat.text
         return None
 
@@ -210,16 +220,16 @@ class Lexicon:
         return n % 2 == 1
 
     def _match_entry(self, e: LexicalEntry, tokens: list[str], clauses: list[int]) -> tuple[str, bool] | None:
-        if e.context_any and not any(_find(tokens, c.tokens) for c in e.context_any):
+        if e.context_any and not any(c.find(tokens, clauses) for c in e.context_any):
             return None
         for group, weak in ((e.phrases, False), (e.weak_phrases, True)):
             for pat in group:
-                for i in _find(tokens, pat.tokens):
+                for i in pat.find(tokens, clauses):
                     # with context_any the phrases name a topic; the context carries the polarity
                     if e.context_any or not self._negated_at(tokens, clauses, i):
                         return pat.text, weak
         for pat in e.negated:
-            for i in _find(tokens, pat.tokens):
+            for i in pat.find(tokens, clauses):
                 if self._negated_at(tokens, clauses, i):
                     return f"(negated) {pat.text}", False
         return None
@@ -252,11 +262,13 @@ def _patterns(path: Path, key: str, value: Any) -> tuple[_Pattern, ...]:
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
             raise ConfigError(f"{path}: {key}[{i}] must be a non-empty phrase in quotes")
-        toks, _ = normalize(item.replace("*", " zzwildcardzz "))
+        body = item.strip()
+        anchored = body.startswith("^")
+        toks, _ = normalize(body.removeprefix("^").replace("*", " zzwildcardzz "))
         toks = ["*" if t == "zzwildcardzz" else t for t in toks]
         if not toks or all(t == "*" for t in toks):
             raise ConfigError(f"{path}: {key}[{i}]={item!r} has no words; give a phrase such as 'not helping'")
-        out.append(_Pattern(tuple(toks), item.strip()))
+        out.append(_Pattern(tuple(toks), body, clause_start=anchored))
     return tuple(out)
 
 
