@@ -120,8 +120,9 @@ def test_baseline_is_relative_to_the_speaker():
     assert markers(run(conv), "lowered_voice") == []
 
 
-#: a patient whose replies stray 0-4 dB from -30 dB (spread ~3.7 dB)
-VARIED = [-30.0, -27.0, -33.0, -28.0, -32.0, -26.0, -34.0, -30.0, -29.0, -31.0, -27.0, -33.0]
+#: a patient whose replies stray up to 2.8 dB from -30 dB, each within the fixed thresholds
+#: (spread ~3.3 dB: 2 x that is ~6.7 dB)
+VARIED = [-30.0, -27.5, -32.5, -28.0, -32.0, -27.2, -32.8, -30.0, -29.0, -31.0, -27.5, -32.5]
 
 
 def _reply_after_varied_levels(levels, last_db, overrides=None):
@@ -139,12 +140,18 @@ def _reply_after_varied_levels(levels, last_db, overrides=None):
 def test_raised_voice_is_judged_against_the_speakers_own_spread():
     # a steady speaker (always -30 dB): 4 dB louder is raised (voice_rise_db = 3)
     assert _reply_after_varied_levels([-30.0] * 8, -26.0)
-    # a speaker whose replies stray 0-4 dB from -30 (spread ~3.7 dB): 4 dB louder is their usual,
+    # a speaker whose replies stray up to 2.8 dB (spread ~3.3 dB): 4 dB louder is their usual,
     # 11 dB louder is still raised (voice_spread_factor = 2: beyond ~2 standard deviations)
     assert _reply_after_varied_levels(VARIED, -26.0) == []
     assert _reply_after_varied_levels(VARIED, -19.0)
     # the setting is what decides: off, the fixed 3 dB applies to everyone
     assert _reply_after_varied_levels(VARIED, -26.0, {"evidence": {"voice_spread_factor": 0.0}})
+
+
+def test_an_episode_of_quiet_replies_does_not_widen_the_usual():
+    # six replies 9 dB quieter (withdrawal) are not ordinary: they stay out of the spread, so a
+    # reply 5 dB louder than usual right after is still a raised voice
+    assert _reply_after_varied_levels([-30.0] * 4 + [-39.0] * 6, -25.0)
 
 
 def _trend_after_varied_levels(levels, quiet_db, overrides=None):
@@ -161,7 +168,7 @@ def _trend_after_varied_levels(levels, quiet_db, overrides=None):
 
 
 def test_quiet_trend_is_judged_against_the_speakers_own_spread():
-    # 5 dB quieter three times: a trend for a steady speaker, the usual for one who strays 0-4 dB
+    # 5 dB quieter three times: a trend for a steady speaker, the usual for one who strays ~3 dB
     assert _trend_after_varied_levels([-30.0] * 12, -35.0)
     assert _trend_after_varied_levels(VARIED, -35.0) == []
     assert _trend_after_varied_levels(VARIED, -42.0)  # 12 dB quieter: beyond their spread too
@@ -294,3 +301,8 @@ def test_voice_baseline_spread_is_a_robust_standard_deviation():
     assert abs(b.spread_db - 3.0 * 1.4826) < 0.5
     # the clamp keeps the usual level where it was; the spread is measured before it
     assert abs(b.level_db.value - (-30.0)) <= 1.5
+    # values the caller judged quieter or louder than usual stay out of the spread
+    before = b.spread_db
+    for _ in range(30):
+        b.add(-45.0, None, ordinary=False)
+    assert b.spread_db == before

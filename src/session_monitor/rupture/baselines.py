@@ -52,7 +52,8 @@ class VoiceBaseline:
     A value beyond ``clamp_db`` / ``clamp_st`` of the current usual enters clamped,
     so an episode of quiet or loud speech moves the baseline only slowly, while a
     lasting change still becomes the new usual. How far the level usually strays from
-    the usual (before the clamp) is kept too: :attr:`spread_db`.
+    the usual (before the clamp) is kept too, over ordinary values only (:attr:`spread_db`):
+    an episode of quiet or loud replies must not widen what counts as usual.
     """
 
     def __init__(self, n: int, *, min_n: int, clamp_db: float, clamp_st: float) -> None:
@@ -66,10 +67,13 @@ class VoiceBaseline:
     def ready(self) -> bool:
         return self.level_db.ready
 
-    def add(self, level_db: float | None, f0_hz: float | None) -> None:
+    def add(self, level_db: float | None, f0_hz: float | None, *, ordinary: bool = True) -> None:
+        """Take one value in; ``ordinary=False`` (the caller judged it quieter or louder than
+        usual) keeps its distance from the usual out of the spread."""
         usual_db, usual_f0 = self.level_db.value, self.f0_hz.value
         if level_db is not None and usual_db is not None:
-            self._deviation_db.add(abs(level_db - usual_db))
+            if ordinary:
+                self._deviation_db.add(abs(level_db - usual_db))
             level_db = min(max(level_db, usual_db - self.clamp_db), usual_db + self.clamp_db)
         if f0_hz is not None and usual_f0 is not None:
             ratio = 2.0 ** (self.clamp_st / 12.0)
@@ -79,8 +83,8 @@ class VoiceBaseline:
 
     @property
     def spread_db(self) -> float:
-        """The speaker's usual spread of level (dB): the median absolute deviation from the
-        usual, scaled to a standard deviation (x 1.4826); 0 before ``min_n`` deviations are in."""
+        """The speaker's usual spread of level (dB): the median distance of ordinary values from
+        the usual, scaled to a standard deviation (x 1.4826); 0 before ``min_n`` are in."""
         mad = self._deviation_db.value
         return 1.4826 * mad if mad is not None else 0.0
 

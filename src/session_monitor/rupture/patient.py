@@ -193,9 +193,23 @@ class PatientEvidence:
             level = 10.0 * math.log10(turn.power / turn.frames)
             f0 = sorted(turn.f0)[len(turn.f0) // 2] if turn.f0 else None
             out = self._judge_voice(turn, ev.t, self.onset_voice.compare(level, f0), self.onset_voice.spread_db)
-            self.onset_voice.add(level, f0)
+            self.onset_voice.add(level, f0, ordinary=self._ordinary(self.onset_voice, level))
             return out
         return []
+
+    def _thresholds(self, spread_db: float) -> tuple[float, float]:
+        """(dB quieter, dB louder) that count: the fixed ones, and beyond what is usual for this
+        speaker (``voice_spread_factor`` times their spread)."""
+        usual = self.s.voice_spread_factor * spread_db
+        return max(self.s.voice_drop_db, usual), max(self.s.voice_rise_db, usual)
+
+    def _ordinary(self, baseline: VoiceBaseline, level_db: float | None) -> bool:
+        """Whether ``level_db`` is within the speaker's usual range (so it joins their spread)."""
+        diff = baseline.compare(level_db, None) if level_db is not None else None
+        if diff is None:
+            return True
+        drop_db, rise_db = self._thresholds(baseline.spread_db)
+        return -drop_db < diff[0] < rise_db
 
     def _judge_voice(self, turn: _Turn, t: float, diff: tuple[float, float] | None,
                      spread_db: float) -> list[Marker]:
@@ -203,9 +217,7 @@ class PatientEvidence:
             return []
         delta, st = diff
         turn.voice_drop_db = -delta
-        # a change counts beyond the fixed dB and beyond what is usual for this speaker's level
-        usual = self.s.voice_spread_factor * spread_db
-        drop_db, rise_db = max(self.s.voice_drop_db, usual), max(self.s.voice_rise_db, usual)
+        drop_db, rise_db = self._thresholds(spread_db)
         turn.drop_threshold_db = drop_db
         if -delta >= drop_db:
             turn.voice = "lowered"
@@ -241,7 +253,8 @@ class PatientEvidence:
                 if turn.voice is None:
                     turn.voice = before
         if seg.end - seg.start >= 0.3:
-            self.segment_voice.add(seg.intensity_db, seg.f0_hz)
+            self.segment_voice.add(seg.intensity_db, seg.f0_hz,
+                                   ordinary=self._ordinary(self.segment_voice, seg.intensity_db))
         return out
 
     def _transcript(self, tr: Transcript) -> list[Marker]:
