@@ -290,7 +290,7 @@ def test_overlap_below_minimum_is_not_an_interruption():
 def test_voice_baseline_spread_is_a_robust_standard_deviation():
     from session_monitor.rupture.baselines import VoiceBaseline
 
-    b = VoiceBaseline(30, min_n=3, clamp_db=1.5, clamp_st=1.0)
+    b = VoiceBaseline(30, min_n=3, clamp_db=1.5, clamp_st=1.0, drop_db=4.0, rise_db=3.0, spread_factor=2.0)
     assert b.spread_db == 0.0  # not before min_n deviations
     for level in [-30.0, -30.0, -30.0, -30.0]:
         b.add(level, None)
@@ -301,8 +301,9 @@ def test_voice_baseline_spread_is_a_robust_standard_deviation():
     assert abs(b.spread_db - 3.0 * 1.4826) < 0.5
     # the clamp keeps the usual level where it was; the spread is measured before it
     assert abs(b.level_db.value - (-30.0)) <= 1.5
-    # values the caller judged quieter or louder than usual stay out of the spread
+    # values quieter or louder than usual (beyond thresholds()) stay out of the spread
+    assert b.thresholds() == (max(4.0, 2 * b.spread_db), max(3.0, 2 * b.spread_db))
     before = b.spread_db
     for _ in range(30):
-        b.add(-45.0, None, ordinary=False)
+        b.add(-45.0, None)
     assert b.spread_db == before

@@ -53,26 +53,31 @@ class VoiceBaseline:
     so an episode of quiet or loud speech moves the baseline only slowly, while a
     lasting change still becomes the new usual. How far the level usually strays from
     the usual (before the clamp) is kept too, over ordinary values only (:attr:`spread_db`):
-    an episode of quiet or loud replies must not widen what counts as usual.
+    a level beyond :meth:`thresholds` (quieter or louder than usual) stays out of it, so an
+    episode of quiet or loud replies does not widen what counts as usual.
+
+    ``drop_db`` / ``rise_db`` are the fixed dB that count as quieter / louder, and
+    ``spread_factor`` how many spreads count as well (0: the fixed dB alone).
     """
 
-    def __init__(self, n: int, *, min_n: int, clamp_db: float, clamp_st: float) -> None:
+    def __init__(self, n: int, *, min_n: int, clamp_db: float, clamp_st: float, drop_db: float = math.inf,
+                 rise_db: float = math.inf, spread_factor: float = 0.0) -> None:
         self.level_db = RunningMedian(n, min_n=min_n)
         self.f0_hz = RunningMedian(n, min_n=min_n)
         self._deviation_db = RunningMedian(n, min_n=min_n)
         self.clamp_db = clamp_db
         self.clamp_st = clamp_st
+        self.drop_db, self.rise_db, self.spread_factor = drop_db, rise_db, spread_factor
 
     @property
     def ready(self) -> bool:
         return self.level_db.ready
 
-    def add(self, level_db: float | None, f0_hz: float | None, *, ordinary: bool = True) -> None:
-        """Take one value in; ``ordinary=False`` (the caller judged it quieter or louder than
-        usual) keeps its distance from the usual out of the spread."""
+    def add(self, level_db: float | None, f0_hz: float | None) -> None:
         usual_db, usual_f0 = self.level_db.value, self.f0_hz.value
         if level_db is not None and usual_db is not None:
-            if ordinary:
+            drop_db, rise_db = self.thresholds()
+            if -drop_db < level_db - usual_db < rise_db:  # ordinary: it joins the spread
                 self._deviation_db.add(abs(level_db - usual_db))
             level_db = min(max(level_db, usual_db - self.clamp_db), usual_db + self.clamp_db)
         if f0_hz is not None and usual_f0 is not None:
@@ -87,6 +92,12 @@ class VoiceBaseline:
         the usual, scaled to a standard deviation (x 1.4826); 0 before ``min_n`` are in."""
         mad = self._deviation_db.value
         return 1.4826 * mad if mad is not None else 0.0
+
+    def thresholds(self) -> tuple[float, float]:
+        """(dB quieter, dB louder) than usual that count: the fixed ones, and beyond
+        ``spread_factor`` times this speaker's spread."""
+        usual = self.spread_factor * self.spread_db
+        return max(self.drop_db, usual), max(self.rise_db, usual)
 
     def compare(self, level_db: float, f0_hz: float | None) -> tuple[float, float] | None:
         """(dB above usual, semitones above usual; 0 when pitch unknown), None before ready."""

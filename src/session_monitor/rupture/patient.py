@@ -85,8 +85,11 @@ class PatientEvidence:
         clamp_db = min(settings.voice_drop_db, settings.voice_rise_db) / 2
         #: the patient's usual voice over the first voice_min_speech_s of a reply (compared
         #: with the same window of each reply: onsets start higher in pitch) and over segments
-        self.onset_voice = VoiceBaseline(n, min_n=m, clamp_db=clamp_db, clamp_st=settings.pitch_rise_st / 2)
-        self.segment_voice = VoiceBaseline(n, min_n=m, clamp_db=clamp_db, clamp_st=settings.pitch_rise_st / 2)
+        voice = {"min_n": m, "clamp_db": clamp_db, "clamp_st": settings.pitch_rise_st / 2,
+                 "drop_db": settings.voice_drop_db, "rise_db": settings.voice_rise_db,
+                 "spread_factor": settings.voice_spread_factor}
+        self.onset_voice = VoiceBaseline(n, **voice)
+        self.segment_voice = VoiceBaseline(n, **voice)
         self.rate_wps = RunningMedian(n, min_n=m)
         self.latency_s = RunningMedian(settings.latency_baseline_n, min_n=1)
         self._turn: _Turn | None = None
@@ -192,32 +195,19 @@ class PatientEvidence:
         if turn.voice is None and turn.frames * self.frame_s >= self.s.voice_min_speech_s - 1e-9:
             level = 10.0 * math.log10(turn.power / turn.frames)
             f0 = sorted(turn.f0)[len(turn.f0) // 2] if turn.f0 else None
-            out = self._judge_voice(turn, ev.t, self.onset_voice.compare(level, f0), self.onset_voice.spread_db)
-            self.onset_voice.add(level, f0, ordinary=self._ordinary(self.onset_voice, level))
+            out = self._judge_voice(turn, ev.t, self.onset_voice, level, f0)
+            self.onset_voice.add(level, f0)
             return out
         return []
 
-    def _thresholds(self, spread_db: float) -> tuple[float, float]:
-        """(dB quieter, dB louder) that count: the fixed ones, and beyond what is usual for this
-        speaker (``voice_spread_factor`` times their spread)."""
-        usual = self.s.voice_spread_factor * spread_db
-        return max(self.s.voice_drop_db, usual), max(self.s.voice_rise_db, usual)
-
-    def _ordinary(self, baseline: VoiceBaseline, level_db: float | None) -> bool:
-        """Whether ``level_db`` is within the speaker's usual range (so it joins their spread)."""
-        diff = baseline.compare(level_db, None) if level_db is not None else None
-        if diff is None:
-            return True
-        drop_db, rise_db = self._thresholds(baseline.spread_db)
-        return -drop_db < diff[0] < rise_db
-
-    def _judge_voice(self, turn: _Turn, t: float, diff: tuple[float, float] | None,
-                     spread_db: float) -> list[Marker]:
+    def _judge_voice(self, turn: _Turn, t: float, baseline: VoiceBaseline, level_db: float,
+                     f0_hz: float | None) -> list[Marker]:
+        diff = baseline.compare(level_db, f0_hz)
         if diff is None:
             return []
         delta, st = diff
         turn.voice_drop_db = -delta
-        drop_db, rise_db = self._thresholds(spread_db)
+        drop_db, rise_db = baseline.thresholds()
         turn.drop_threshold_db = drop_db
         if -delta >= drop_db:
             turn.voice = "lowered"
@@ -248,13 +238,11 @@ class PatientEvidence:
             if turn.voice in (None, "usual") and seg.end - seg.start >= self.s.voice_min_speech_s:
                 before = turn.voice
                 turn.voice = None
-                out += self._judge_voice(turn, seg.t, self.segment_voice.compare(seg.intensity_db, seg.f0_hz),
-                                        self.segment_voice.spread_db)
+                out += self._judge_voice(turn, seg.t, self.segment_voice, seg.intensity_db, seg.f0_hz)
                 if turn.voice is None:
                     turn.voice = before
         if seg.end - seg.start >= 0.3:
-            self.segment_voice.add(seg.intensity_db, seg.f0_hz,
-                                   ordinary=self._ordinary(self.segment_voice, seg.intensity_db))
+            self.segment_voice.add(seg.intensity_db, seg.f0_hz)
         return out
 
     def _transcript(self, tr: Transcript) -> list[Marker]:
