@@ -168,16 +168,22 @@ class _Recording:
         return {"behaviour": p, "reflection_type": p, "question_type": p, "input_type": p}
 
 
-def test_classifier_context_is_by_turns_as_annomi_utterances_are():
-    """Transcripts of one speaker in a row are one turn: the context is the other speaker's last
-    turn and the speaker's own previous turn, never a piece of the turn being spoken."""
+def _calls_of_a_two_part_turn(*, whole_turn: bool) -> list[tuple]:
+    """What reaches the classifier for an exchange whose second patient turn comes in two transcripts."""
     clf = _Recording()
-    ev = UtteranceEvidence(load_settings().utterances, clf)
+    ev = UtteranceEvidence(load_settings(overrides={"utterances": {"whole_turn": whole_turn}}).utterances, clf)
     said = [("therapist", "How was your week?"), ("patient", "It was long."), ("patient", "Work was busy."),
             ("therapist", "Busy at work."), ("patient", "Yes.")]
     for i, (who, text) in enumerate(said):
         ev.on_transcript(Transcript(t=i + 1.0, speaker=who, start=float(i), end=i + 0.9, text=text))
-    assert clf.calls == [
+    return clf.calls
+
+
+def test_classifier_context_is_by_turns_as_annomi_utterances_are():
+    """Transcripts of one speaker in a row are one turn: the context is the other speaker's last
+    turn and the speaker's own previous turn, never a piece of the turn being spoken (here with
+    ``whole_turn`` off: each transcript classified alone)."""
+    assert _calls_of_a_two_part_turn(whole_turn=False) == [
         ("therapist", "How was your week?", "", ""),
         ("patient", "It was long.", "How was your week?", ""),
         ("patient", "Work was busy.", "How was your week?", ""),
@@ -198,3 +204,17 @@ def test_a_turn_that_never_ends_keeps_a_bounded_context_of_its_last_words():
     previous = clf.calls[-1][2].split()
     assert len(previous) == 250
     assert previous[-1] == "w599x9" and previous[0] == "w575x0"
+
+
+def test_whole_turn_classifies_the_turn_so_far_as_annomi_utterances_are_turns():
+    """With ``utterances.whole_turn`` each final transcript is classified with the speaker's turn
+    so far (its transcripts since the other speaker spoke), as AnnoMI's labelled utterances are
+    whole turns; the context is unchanged. (The recording classifier stands in for the model:
+    what is asserted is which words reach it.)"""
+    assert _calls_of_a_two_part_turn(whole_turn=True) == [
+        ("therapist", "How was your week?", "", ""),
+        ("patient", "It was long.", "How was your week?", ""),
+        ("patient", "It was long. Work was busy.", "How was your week?", ""),
+        ("therapist", "Busy at work.", "It was long. Work was busy.", "How was your week?"),
+        ("patient", "Yes.", "Busy at work.", "It was long. Work was busy."),
+    ]

@@ -103,14 +103,15 @@ class UtteranceEvidence:
         context = (" ".join(self._turn[other]) or self._prev_turn[other], self._prev_turn[tr.speaker])
         self._turn[tr.speaker].extend(tr.text.split())
         self._speaking = tr.speaker
-        out = self._therapist(tr, *context) if tr.speaker == "therapist" else self._patient(tr, *context)
+        text = " ".join(self._turn[tr.speaker]) if self.s.whole_turn else tr.text
+        out = self._therapist(tr, text, *context) if tr.speaker == "therapist" else self._patient(tr, text, *context)
         out.append(self.figures(tr.t))
         return out
 
     # -- therapist ------------------------------------------------------------------------------------
 
-    def _therapist(self, tr: Transcript, previous: str, own_previous: str) -> list:
-        pred = self.clf.therapist(tr.text, previous, own_previous)
+    def _therapist(self, tr: Transcript, text: str, previous: str, own_previous: str) -> list:
+        pred = self.clf.therapist(text, previous, own_previous)
         b = pred["behaviour"]
         sub = {"reflection": "reflection_type", "question": "question_type",
                "therapist_input": "input_type"}.get(b.label)
@@ -184,9 +185,9 @@ class UtteranceEvidence:
 
     # -- patient ----------------------------------------------------------------------------------------
 
-    def _patient(self, tr: Transcript, previous: str, own_previous: str) -> list:
+    def _patient(self, tr: Transcript, text: str, previous: str, own_previous: str) -> list:
         prev = self._last_therapist
-        pred = self.clf.patient(tr.text, previous, own_previous)
+        pred = self.clf.patient(text, previous, own_previous)
         self._counts[pred.label] += 1
         p = pred.probabilities.get("sustain", 0.0)
         if p <= self.s.sustain_min_p:

@@ -162,6 +162,7 @@ class UtteranceSettings:
 
     enabled: bool = rng()
     model_file: str = rng()
+    whole_turn: bool = rng()
     sustain_min_p: float = rng(0, 1)
     sustain_weight: float = rng(0, 2)
     context_s: float = rng(0, 120)
