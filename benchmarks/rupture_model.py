@@ -14,6 +14,10 @@ pipeline's wall time.
 Usage::
 
     python benchmarks/rupture_model.py [--audio FILE] [--session DIR] [--repeat N]
+        [--set SECTION.KEY=VALUE ...]
+
+``--set`` times a second rupture model with those settings changed, over the same events in
+the same run (e.g. ``--set utterances.whole_turn=false``: the change against the default).
 
 ``--session`` reuses an already replayed session folder; the pipeline's wall time
 then comes from its session.json (audio_s / rtf) instead of a fresh replay.
@@ -66,7 +70,14 @@ def main() -> int:
     ap.add_argument("--audio", type=Path, default=ROOT / "sample_audio" / "demo_session.flac")
     ap.add_argument("--session", type=Path, help="an already replayed session folder (skips the replay)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="also time a model with this setting changed (repeatable; the value as JSON)")
     args = ap.parse_args()
+    changed: dict[str, dict] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        changed.setdefault(section, {})[name] = json.loads(value)
 
     if args.session is not None:
         folder = args.session
@@ -106,6 +117,11 @@ def main() -> int:
     print(f"{'rupture model alone':28s} {alone:8.3f} {n / alone:10.0f} {1e6 * alone / n:9.1f} "
           f"{audio_s / alone:12.0f}")
     print(f"rupture model share of the full pipeline's time: {100 * alone / pipeline_wall:.2f} %")
+    if changed:
+        other = load_settings(overrides=changed)
+        o = statistics.median(_time(lambda: RuptureModel.from_settings(other), typed, args.repeat))
+        print(f"rupture model with {' '.join(args.set)}: {o:.3f} s + harness, alone {max(o - b, 1e-9):.3f} s, "
+              f"{max(o - b, 1e-9) / alone:.2f}x the default's")
     return 0
 
 
