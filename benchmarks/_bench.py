@@ -291,6 +291,22 @@ class EventTail:
 
 # -- numbers and tables ------------------------------------------------------------------------------------
 
+def settings_overrides(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``SECTION.KEY=VALUE`` assignments as settings overrides (VALUE as JSON: 5, 0.2, true, [1, 2];
+    anything else is a string). A malformed one ends the benchmark with a one-line message."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        section, _, name = key.strip().partition(".")
+        if not (sep and section and name):
+            raise SystemExit(f"{item!r}: expected SECTION.KEY=VALUE")
+        try:
+            out.setdefault(section, {})[name] = json.loads(value.strip())
+        except ValueError:
+            out.setdefault(section, {})[name] = value.strip()
+    return out
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100), linear interpolation; nan for no values."""
     xs = sorted(values)

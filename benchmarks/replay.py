@@ -185,14 +185,6 @@ def measure_vad(path: str) -> dict:
             "cpu_s": cpu, "f0_cpu_s": _cpu_s() - f0_cpu0, "f0_hops": hops, "decode_cpu_s": decode_cpu}
 
 
-def _value(text: str):
-    """A TOML-ish value from the command line: number, true/false, list (JSON), or a bare string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _child(mode: str, path: str, overrides: dict | None = None) -> dict:
     import os
 
@@ -254,11 +246,7 @@ def main(argv: list[str]) -> None:
         mode, _, assignments = spec.partition(":")
         if mode not in ("full", "prosody") or "=" not in assignments:
             ap.error(f"--variant {spec!r}: use MODE:SECTION.KEY=VALUE with MODE full or prosody")
-        overrides: dict = {}
-        for item in assignments.split(","):
-            key, _, value = item.partition("=")
-            section, _, name = key.strip().partition(".")
-            overrides.setdefault(section, {})[name] = _value(value.strip())
+        overrides = b.settings_overrides(assignments.split(","))
         variants[f"{mode}@{assignments}"] = (mode, overrides, f"{mode}, {assignments}", mode)
     print(b.machine_line())
     rows, summary, loaded = [], [], []
