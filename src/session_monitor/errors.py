@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "DeviceError",
     "SessionDirError",
+    "reason",
 ]
 
 
@@ -33,3 +34,16 @@ class DeviceError(SessionMonitorError):
 
 class SessionDirError(SessionMonitorError):
     """A session folder cannot be created or written."""
+
+
+def reason(exc: BaseException, limit: int = 160) -> str:
+    """What a library's exception says, for one line of ours: its first line, cut to ``limit``
+    characters at the end of a sentence or else of a word (never mid-word), or its type's name."""
+    text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    sentence = head.rfind(". ")
+    if sentence >= limit // 2:
+        return head[: sentence + 1]
+    return head[: head.rfind(" ")].rstrip(" ,;:") + "\u2026" if " " in head else head + "\u2026"

@@ -20,7 +20,7 @@ import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.audio.source import OneStream
-from session_monitor.errors import InputError
+from session_monitor.errors import InputError, reason
 from session_monitor.schema import show
 
 __all__ = ["FileSource", "parse_speed"]
@@ -131,7 +131,7 @@ class FileSource(OneStream):
         try:
             info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise InputError(f"{self.path}: not a readable audio file ({_short(exc)}); convert it to wav or flac") from None
+            raise InputError(f"{self.path}: not a readable audio file ({reason(exc)}); convert it to wav or flac") from None
         self._subtype = info.subtype
         return int(info.samplerate), int(info.channels), int(info.frames)
 
@@ -153,7 +153,7 @@ class FileSource(OneStream):
         except InputError:
             raise
         except Exception as exc:  # PyAV raises many types for broken containers
-            raise InputError(f"{self.path}: cannot be decoded ({_short(exc)}); convert it to wav or flac") from None
+            raise InputError(f"{self.path}: cannot be decoded ({reason(exc)}); convert it to wav or flac") from None
         if rate <= 0 or channels <= 0:
             raise InputError(f"{self.path}: audio stream has no sample rate or channels; convert it to wav")
         return rate, channels, frames
@@ -177,7 +177,7 @@ class FileSource(OneStream):
                             return
                         yield data
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise _truncated(f"{self.path}: truncated input: audio is damaged or ends early ({_short(exc)})") from None
+                raise _truncated(f"{self.path}: truncated input: audio is damaged or ends early ({reason(exc)})") from None
         else:
             yield from self._av_blocks()
 
@@ -200,7 +200,7 @@ class FileSource(OneStream):
             raise
         except Exception as exc:
             raise _truncated(f"{self.path}: truncated input: audio is damaged or cannot be decoded "
-                             f"({_short(exc)})") from None
+                             f"({reason(exc)})") from None
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Yield ``(channels, block)`` float32 arrays at 16 kHz, paced by ``speed``."""
@@ -260,6 +260,3 @@ def _truncated(message: str) -> InputError:
     return error
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]

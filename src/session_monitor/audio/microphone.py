@@ -30,7 +30,7 @@ import numpy as np
 from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.audio.pulse_sources import PREFIX, find_pulse_device, source_env
 from session_monitor.audio.source import OneStream
-from session_monitor.errors import DeviceError
+from session_monitor.errors import DeviceError, reason
 
 __all__ = ["MicrophoneSource", "list_devices", "find_device", "lost_for_good", "LOST_AFTER_S"]
 
@@ -181,7 +181,7 @@ class MicrophoneSource(OneStream):
                 stream.start()
         except Exception as exc:
             raise DeviceError(
-                f"cannot capture from {self.device['name']!r} at {self.rate} Hz ({str(exc).splitlines()[0][:120]}); "
+                f"cannot capture from {self.device['name']!r} at {self.rate} Hz ({reason(exc, 120)}); "
                 f"{_available(list_devices())}"
             ) from None
         self._stream = stream

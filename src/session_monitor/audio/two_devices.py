@@ -35,7 +35,7 @@ from session_monitor.audio.frames import SAMPLE_RATE
 from session_monitor.audio.microphone import LOST_AFTER_S, find_device, list_devices, lost_for_good
 from session_monitor.audio.pulse_sources import SourceWatch, source_env
 from session_monitor.audio.stream_clock import ClockAligner
-from session_monitor.errors import DeviceError
+from session_monitor.errors import DeviceError, reason
 from session_monitor.settings.sections import TwoDeviceSettings
 
 __all__ = ["TwoDeviceSource"]
@@ -91,7 +91,7 @@ class _Capture:
                 stream.start()
         except Exception as exc:
             raise DeviceError(
-                f"cannot capture from {name!r} at {self.rate} Hz ({str(exc).splitlines()[0][:120]}); "
+                f"cannot capture from {name!r} at {self.rate} Hz ({reason(exc, 120)}); "
                 f"available: {'; '.join(str(d['index']) + ': ' + d['name'] for d in list_devices()) or 'none'}"
             ) from None
         self.stream = stream

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from session_monitor.audio.frames import SAMPLE_RATE
-from session_monitor.errors import ConfigError
+from session_monitor.errors import ConfigError, reason
 from session_monitor.events import Word
 from session_monitor.settings.loader import TranscriberSettings
 
@@ -106,7 +106,8 @@ class WhisperBackend:
                 local_files_only=not settings.allow_download,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ConfigError(f"transcriber.model={settings.model!r} cannot be loaded: {str(exc).splitlines()[0][:160]}") from None
+            raise ConfigError(f"transcriber.model={settings.model!r} cannot be loaded ({reason(exc)}); give a "
+                              "CTranslate2 Whisper model folder that this faster-whisper can read, or 'bundled'") from None
 
     def transcribe(self, audio: np.ndarray) -> list[AsrSegment]:
         s = self.settings
