@@ -218,3 +218,22 @@ def test_whole_turn_classifies_the_turn_so_far_as_annomi_utterances_are_turns():
         ("therapist", "Busy at work.", "It was long. Work was busy.", "How was your week?"),
         ("patient", "Yes.", "Busy at work.", "It was long. Work was busy."),
     ]
+
+
+@pytest.mark.parametrize("whole_turn", [True, False])
+def test_a_sustain_marker_spans_and_quotes_what_was_classified(whole_turn):
+    """A patient turn heard as two transcripts: with ``whole_turn`` the marker on the second one
+    spans the turn from its first word and quotes it from there, since its probability is the
+    turn's; with it off, the second transcript alone."""
+    conv = Conversation()
+    conv.turn("therapist", SUGGESTION)
+    first, _ = conv.turn("patient", "Well, I hear you.")
+    second, end = conv.turn("patient", SUSTAIN, gap_s=0.4)
+    found = [m for m in classifier_markers(run(conv, overrides={"utterances": {"whole_turn": whole_turn}}),
+                                           "patient") if m.end == end]
+    assert len(found) == 1
+    m = found[0]
+    assert m.start == (first if whole_turn else second)
+    quote = "\u2018Well, I hear you. I don't think" if whole_turn else "\u2018I don't think I'm drinking"
+    assert quote in m.explanation
+    assert m.marker == "rejecting_intervention"  # the reply came right after the suggestion

@@ -86,6 +86,7 @@ class UtteranceEvidence:
         # (their last _TURN_WORDS words: a turn that never ends keeps a bounded context)
         self._turn: dict[str, deque[str]] = {s: deque(maxlen=_TURN_WORDS) for s in ("therapist", "patient")}
         self._prev_turn = {"therapist": "", "patient": ""}
+        self._turn_start = {"therapist": 0.0, "patient": 0.0}
         self._speaking = ""
         self._last_reflection_t: float | None = None
         self._counts = {"reflection": 0, "complex": 0, "question": 0, "open": 0, "change": 0, "sustain": 0,
@@ -97,14 +98,20 @@ class UtteranceEvidence:
         if not tr.final or not tr.text.strip() or tr.speaker not in ("therapist", "patient"):
             return []
         other = "patient" if tr.speaker == "therapist" else "therapist"
-        if self._speaking != tr.speaker and self._turn[tr.speaker]:
-            self._prev_turn[tr.speaker] = " ".join(self._turn[tr.speaker])
-            self._turn[tr.speaker].clear()
+        if self._speaking != tr.speaker:
+            if self._turn[tr.speaker]:
+                self._prev_turn[tr.speaker] = " ".join(self._turn[tr.speaker])
+                self._turn[tr.speaker].clear()
+            self._turn_start[tr.speaker] = tr.start
         context = (" ".join(self._turn[other]) or self._prev_turn[other], self._prev_turn[tr.speaker])
         self._turn[tr.speaker].extend(tr.text.split())
         self._speaking = tr.speaker
-        text = " ".join(self._turn[tr.speaker]) if self.s.whole_turn else tr.text
-        out = self._therapist(tr, text, *context) if tr.speaker == "therapist" else self._patient(tr, text, *context)
+        if self.s.whole_turn:
+            text, start = " ".join(self._turn[tr.speaker]), self._turn_start[tr.speaker]
+        else:
+            text, start = tr.text, tr.start
+        out = (self._therapist(tr, text, *context) if tr.speaker == "therapist"
+               else self._patient(tr, text, start, *context))
         out.append(self.figures(tr.t))
         return out
 
@@ -185,27 +192,30 @@ class UtteranceEvidence:
 
     # -- patient ----------------------------------------------------------------------------------------
 
-    def _patient(self, tr: Transcript, text: str, previous: str, own_previous: str) -> list:
+    def _patient(self, tr: Transcript, text: str, start: float, previous: str, own_previous: str) -> list:
+        """``text`` from ``start``: what was classified (the turn so far, or the transcript alone)."""
         prev = self._last_therapist
         pred = self.clf.patient(text, previous, own_previous)
         self._counts[pred.label] += 1
         p = pred.probabilities.get("sustain", 0.0)
         if p <= self.s.sustain_min_p:
             return []
-        return [self._sustain_marker(tr, pred, prev)]
+        return [self._sustain_marker(tr, text, start, pred, prev)]
 
-    def _sustain_marker(self, tr: Transcript, pred: Prediction, prev: TherapistTurn | None) -> Marker:
+    def _sustain_marker(self, tr: Transcript, text: str, start: float, pred: Prediction,
+                        prev: TherapistTurn | None) -> Marker:
+        """The marker spans and quotes what the classifier read; its context is what came before it."""
         p = pred.probabilities["sustain"]
-        in_context = prev is not None and tr.start - prev.end <= self.s.context_s
+        in_context = prev is not None and start - prev.end <= self.s.context_s
         ramp = (p - self.s.sustain_min_p) / max(1e-9, 1.0 - self.s.sustain_min_p)
         after_input = in_context and prev.behaviour == "therapist_input"
         factor = 1.0 if after_input else self.s.not_after_input_factor if in_context else self.s.no_context_factor
         strength = min(1.0, self.s.sustain_weight * ramp * factor)
-        words = quoted(tr.text, 80)
+        words = quoted(text, 80)
         if in_context and prev.behaviour == "therapist_input":
             kind, marker = "confrontation", "rejecting_intervention"
             why = f"sustain talk (p={p:.2f}) right after your {prev.subtype or 'suggestion'}"
-        elif _MINIMISING.search(tr.text.lower()):
+        elif _MINIMISING.search(text.lower()):
             kind, marker = "withdrawal", "denial"
             why = f"minimising sustain talk (p={p:.2f})"
         else:
@@ -214,7 +224,7 @@ class UtteranceEvidence:
                 prev.behaviour if in_context else "", "")
             why = f"sustain talk (p={p:.2f})" + (f" after {after}" if after else "")
         return Marker(t=tr.t, speaker="patient", kind=kind, marker=marker, strength=strength,
-                      start=tr.start, end=tr.end, cue="classifier", explanation=f"{why}: patient: {words}")
+                      start=start, end=tr.end, cue="classifier", explanation=f"{why}: patient: {words}")
 
     # -- figures ----------------------------------------------------------------------------------------
 
