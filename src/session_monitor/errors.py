@@ -46,4 +46,5 @@ def reason(exc: BaseException, limit: int = 160) -> str:
     sentence = head.rfind(". ")
     if sentence >= limit // 2:
         return head[: sentence + 1]
-    return head[: head.rfind(" ")].rstrip(" ,;:") + "\u2026" if " " in head else head + "\u2026"
+    word = head.rfind(" ")
+    return (head[:word].rstrip(" ,;:") if word > 0 else head) + "\u2026"
