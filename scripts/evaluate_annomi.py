@@ -52,7 +52,7 @@ from annomi import DEFAULT_CSV, load  # noqa: E402
 from session_monitor.errors import SessionMonitorError  # noqa: E402
 from session_monitor.event_log import read_events  # noqa: E402
 from session_monitor.events import Marker, MiFigures, Signal  # noqa: E402
-from session_monitor.rupture.model import RuptureModel, run_on_events  # noqa: E402
+from session_monitor.rupture.model import RuptureModel, run_on_events, transcribed  # noqa: E402
 from session_monitor.rupture.utterances import load_classifiers  # noqa: E402
 from session_monitor.settings.loader import load_settings  # noqa: E402
 
@@ -119,7 +119,7 @@ ALL_CUES = 4
 
 
 def score(events: list[dict], truth: dict, overrides: dict) -> dict:
-    model = RuptureModel.from_settings(load_settings(overrides=overrides))
+    model = RuptureModel.from_settings(load_settings(overrides=overrides), transcripts=transcribed(events))
     out = run_on_events(model, events)
     likes = [e.likelihood for e in out if isinstance(e, Signal)]
     pm = [e for e in out if isinstance(e, Marker) and e.speaker == "patient" and e.kind != "repair"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from session_monitor.events import Alert, Marker, Overlap, Signal, event_to_json
+import pytest
+
+from session_monitor.events import Alert, Marker, Overlap, Signal, Transcript, event_to_json
+from session_monitor.rupture.model import RuptureModel, run_on_events
+from session_monitor.settings.loader import load_settings
 from support.conversation import Conversation, run
 
 OPEN_Q = "How are you feeling about your father now?"
@@ -98,6 +102,57 @@ def test_raised_voice_alone_does_not_alert():
     # (the utterance classifiers' graded sustain-talk evidence is tested in test_utterance_evidence.py)
     assert [m.marker for m in markers(out, speaker="patient") if m.cue != "classifier"] == ["raised_voice"]
     assert alerts(out) == []
+
+
+def _raised_reply(text):
+    """A reply 4 dB louder than usual (raised_voice strength 0.7) after a suggestion; (conversation, its end)."""
+    conv = Conversation()
+    conv.warm_up()
+    conv.turn("therapist", "Let's go back to the list of worries from last time and look at it together.")
+    return conv, conv.turn("patient", text, level_db=-26.0)[1]
+
+
+def test_a_raised_voice_waits_for_its_words():
+    # with words that push back (the lexicon's complaint), it counts in full, when they are heard
+    conv, end = _raised_reply("This isn't helping me at all, we keep going over the same list.")
+    [raised] = markers(run(conv), "raised_voice")
+    assert raised.t == pytest.approx(end + 0.8)  # the transcript's time, not the voice's
+    assert raised.strength == pytest.approx(0.7, abs=0.01)
+    assert raised.explanation == "patient's voice 4 dB louder than usual, with complaint about activities"
+    # with ordinary words, half of it (evidence.voice_alone_factor = 0.5): emphasis is not a rupture
+    conv, _ = _raised_reply("My manager gave me a new project and a new desk near the window.")
+    [raised] = markers(run(conv, overrides={"utterances": {"enabled": False}}), "raised_voice")
+    assert raised.strength == pytest.approx(0.35, abs=0.01)
+    assert raised.explanation.endswith(", with words that are no rupture evidence")
+    # a weak sustain-talk classification backs it as much as its own strength
+    out = run(conv)
+    [sustain] = [m for m in markers(out, speaker="patient") if m.cue == "classifier"]
+    [raised] = markers(out, "raised_voice")
+    assert sustain.strength < 0.5
+    assert raised.strength == pytest.approx(0.7 * (0.5 + 0.5 * sustain.strength), abs=0.01)
+    assert f"with words that are weak evidence of {sustain.marker.replace('_', ' ')}" in raised.explanation
+    # the factor is a setting: 1 counts the voice alone in full
+    [raised] = markers(run(conv, overrides={"utterances": {"enabled": False}, "evidence": {"voice_alone_factor": 1.0}}),
+                       "raised_voice")
+    assert raised.strength == pytest.approx(0.7, abs=0.01)
+
+
+def test_a_raised_voice_without_words():
+    conv, end = _raised_reply("This isn't helping me at all, we keep going over the same list.")
+    unheard = [e for e in conv.sorted_events() if not isinstance(e, Transcript)]
+    # a session without speech recognition: the voice counts at once, in full
+    model = RuptureModel.from_settings(load_settings(), transcripts=False)
+    [raised] = markers(run_on_events(model, unheard, end_t=end + 30), "raised_voice")
+    assert raised.t < end and raised.strength == pytest.approx(0.7, abs=0.01)
+    # words expected but none came (evidence.voice_words_wait_s = 20): it counts alone after the wait
+    model = RuptureModel.from_settings(load_settings(), transcripts=True)
+    [late] = markers(run_on_events(model, unheard, end_t=end + 30), "raised_voice")
+    assert late.t == pytest.approx(raised.t + 20.0, abs=0.1)
+    assert late.strength == pytest.approx(0.35, abs=0.01) and late.explanation.endswith(", no words heard")
+    # the session ends first: it counts alone at the end
+    model = RuptureModel.from_settings(load_settings(), transcripts=True)
+    [last] = markers(run_on_events(model, unheard, end_t=end + 5), "raised_voice")
+    assert last.t == pytest.approx(end + 5, abs=0.1) and last.strength == pytest.approx(0.35, abs=0.01)
 
 
 def test_quiet_voice_over_turns_builds_a_trend():

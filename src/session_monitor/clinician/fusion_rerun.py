@@ -24,7 +24,7 @@ import numpy as np
 
 from session_monitor.events import Alert, Marker
 from session_monitor.rupture.fusion import CUES, KINDS, MIN_CONTRIBUTION, Fusion
-from session_monitor.rupture.model import RuptureModel, run_on_events
+from session_monitor.rupture.model import RuptureModel, run_on_events, transcribed
 from session_monitor.settings.loader import FusionSettings, Settings
 
 __all__ = ["SCORE_KEYS", "THRESHOLD_KEYS", "Trace", "hysteresis_spans", "batch_levels", "fusion_params", "record_trace",
@@ -82,7 +82,7 @@ class Trace:
 def record_trace(events: list[dict[str, Any]], settings: Settings, *, tick_s: float, end_t: float) -> Trace:
     """Run the rupture model over a session's recorded events and keep what it fed to fusion."""
     recorder = _Recorder(settings.fusion)
-    model = RuptureModel.from_settings(settings, fusion_stage=recorder)
+    model = RuptureModel.from_settings(settings, fusion_stage=recorder, transcripts=transcribed(events))
     run_on_events(model, events, tick_s=tick_s, end_t=end_t)
     times: list[float] = []
     pending: list[tuple] = []

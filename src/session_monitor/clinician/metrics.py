@@ -187,10 +187,11 @@ def rerun_alerts(events: list[dict[str, Any]], settings: Settings, *, tick_s: fl
     """Alert episodes of the rupture model re-run with ``settings`` (a whole
     :class:`~session_monitor.settings.loader.Settings`) over a session's recorded events."""
     from session_monitor.events import event_to_dict
-    from session_monitor.rupture.model import RuptureModel, run_on_events
+    from session_monitor.rupture.model import RuptureModel, run_on_events, transcribed
 
     _, duration = alert_episodes(events)
-    out = run_on_events(RuptureModel.from_settings(settings), events, tick_s=tick_s, end_t=duration)
+    model = RuptureModel.from_settings(settings, transcripts=transcribed(events))
+    out = run_on_events(model, events, tick_s=tick_s, end_t=duration)
     rerun = [event_to_dict(e) for e in out if e.type == "alert"]
     return alert_episodes(rerun + [{"type": "session", "state": "ended", "t": duration}])[0]
 

@@ -64,15 +64,18 @@ class RuptureModel:
         :class:`~session_monitor.rupture.fusion.Fusion` with ``fusion`` when None
     utterances : the [utterances] section; None (or ``enabled = false``): no utterance classifiers
     classifiers : the classifiers to use; loaded as ``utterances`` says when None
+    transcripts : whether the session has words (speech recognition): a raised voice then
+        waits for them; re-running recorded events, :func:`transcribed` tells
     """
 
     def __init__(self, evidence: EvidenceSettings, fusion: FusionSettings, *, features_hz: float,
                  lexicon: Lexicon | None = None, fusion_stage: Fusion | None = None,
                  utterances: UtteranceSettings | None = None,
-                 classifiers: UtteranceClassifiers | None = None) -> None:
+                 classifiers: UtteranceClassifiers | None = None, transcripts: bool = True) -> None:
         self.lexicon = lexicon if lexicon is not None else load_lexicon(markers_path(evidence))
         self.therapist = TherapistEvidence(evidence, self.lexicon)
-        self.patient = PatientEvidence(evidence, self.lexicon, self.therapist, features_hz=features_hz)
+        self.patient = PatientEvidence(evidence, self.lexicon, self.therapist, features_hz=features_hz,
+                                       words=transcripts)
         self.fusion = fusion_stage if fusion_stage is not None else Fusion(fusion)
         self.episodes = EpisodeTracker(grace_s=fusion.episode_repair_grace_s)
         self.utterances: UtteranceEvidence | None = None
@@ -89,7 +92,8 @@ class RuptureModel:
         which would never run, so their sentence encoder is not loaded.
         """
         return cls(settings.evidence, settings.fusion, features_hz=settings.prosody.features_hz, lexicon=lexicon,
-                   fusion_stage=fusion_stage, utterances=settings.utterances if transcripts else None)
+                   fusion_stage=fusion_stage, utterances=settings.utterances if transcripts else None,
+                   transcripts=transcripts)
 
     def on_event(self, event: Event) -> list[Event]:
         if event.type in OUTPUT_TYPES:
@@ -99,6 +103,8 @@ class RuptureModel:
         if self.utterances is not None and isinstance(event, Transcript):
             for ev in self.utterances.on_transcript(event):
                 (markers if isinstance(ev, Marker) else figures).append(ev)
+        if isinstance(event, Transcript):
+            markers += self.patient.voice_in_context(event, markers)
         if self.patient.engaged:
             self.patient.engaged.clear()
             self.fusion.engaged()
@@ -123,6 +129,10 @@ class RuptureModel:
 
     def finish(self, t: float) -> list[Event]:
         out: list[Event] = []
+        for m in self.patient.finish(t):
+            self.fusion.add(m)
+            self.episodes.marker(m)
+            out.append(m)
         for ev in self.fusion.finish(t):
             if isinstance(ev, Alert):
                 out += self.episodes.alert(ev.kind, ev.state, t)
@@ -134,6 +144,12 @@ class RuptureModel:
 def build_analyzers(settings: Settings, *, transcripts: bool = True) -> list[RuptureModel]:
     """The analyzers a session runs (the pipeline's ``analyzers=``); ``transcripts``: whether it has words."""
     return [RuptureModel.from_settings(settings, transcripts=transcripts)]
+
+
+def transcribed(events: Iterable[dict[str, Any] | Event]) -> bool:
+    """Whether recorded ``events`` are of a session with speech recognition (a transcript among
+    them): what ``transcripts=`` of :meth:`RuptureModel.from_settings` is for a re-run."""
+    return any((ev.get("type") if isinstance(ev, dict) else ev.type) == "transcript" for ev in events)
 
 
 def _typed(events: Iterable[dict[str, Any] | Event]) -> Iterator[Event]:

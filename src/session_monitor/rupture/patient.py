@@ -14,7 +14,11 @@ in context, not alone (the literature warns that a silence, a short answer or
 - **Minimal reply** (at most ``minimal_words`` words) to an open question.
 - **Voice** of a reply against the patient's usual level, pitch and rate:
   ``lowered_voice`` (withdrawal) or ``raised_voice`` (confrontation), judged
-  after ``voice_min_speech_s`` of speech, and again over several turns.
+  after ``voice_min_speech_s`` of speech, and again over several turns. Where the
+  session has words, a raised voice waits for the reply's words as a long latency
+  waits for the reply: with words that are rupture evidence it counts in full; with
+  other words (emphasis, laughter, eager change talk), or none within
+  ``voice_words_wait_s``, it counts ``voice_alone_factor`` of it.
 - **Interrupting** the therapist (confrontation), **talk share collapse**
   (withdrawal, ``minimal_response``).
 - **Words**: the patient entries of the markers file (all 3RS subtypes).
@@ -28,9 +32,19 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from session_monitor.events import Event, Gap, Marker, Overlap, Prosody, Speech, SpeechOnset, Transcript
+from session_monitor.events import (
+    RUPTURE_KINDS,
+    Event,
+    Gap,
+    Marker,
+    Overlap,
+    Prosody,
+    Speech,
+    SpeechOnset,
+    Transcript,
+)
 from session_monitor.quotes import quoted
 from session_monitor.rupture.baselines import RunningMedian, VoiceBaseline
 from session_monitor.rupture.lexicon import Lexicon, normalize
@@ -73,11 +87,15 @@ class PatientEvidence:
     therapist : the therapist side, asked what the patient's reply followed
     features_hz : rate of the ``prosody`` events (``prosody.features_hz``): a turn's speaking
         time is counted in them
+    words : whether the session has transcripts: a raised voice then waits for its words
+        (:meth:`voice_in_context`); without, it counts at once
     """
 
     def __init__(self, settings: EvidenceSettings, lexicon: Lexicon, therapist: TherapistEvidence, *,
-                 features_hz: float = 10.0) -> None:
+                 features_hz: float = 10.0, words: bool = True) -> None:
         self.s = settings
+        self.words = words
+        self._held_voice: list[Marker] = []  # raised voices waiting for their words
         self.frame_s = 1.0 / features_hz
         self.lexicon = lexicon
         self.therapist = therapist
@@ -219,8 +237,12 @@ class PatientEvidence:
             turn.voice = "raised"
             pitch = f" and {st:.0f} semitones higher" if st >= self.s.pitch_rise_st / 2 else ""
             strength = 0.3 + 0.1 * max(0.0, delta) + 0.05 * max(0.0, st)
-            return [self._marker(t, "confrontation", "raised_voice", strength, turn.onset, t,
-                                 f"patient's voice {delta:.0f} dB louder{pitch} than usual", "prosody")]
+            raised = self._marker(t, "confrontation", "raised_voice", strength, turn.onset, t,
+                                  f"patient's voice {delta:.0f} dB louder{pitch} than usual", "prosody")
+            if not self.words:
+                return [raised]
+            self._held_voice.append(raised)
+            return []
         turn.voice = "usual"
         return []
 
@@ -308,9 +330,55 @@ class PatientEvidence:
                                    run=self._interruptions, kind="confrontation", marker="interrupting_therapist",
                                    explanation=f"patient talked over you ({ov.duration_s:.1f} s)")
 
+    # -- a raised voice in the context of its words -----------------------------------------------------------
+
+    def voice_in_context(self, tr: Transcript, heard: list[Marker]) -> list[Marker]:
+        """The raised voices that a final patient transcript ``tr`` gives words to.
+
+        ``heard`` : every marker the transcript gave. A voice counts in full with rupture words
+        from the lexicon (high precision), as much as the classifiers' evidence is strong with
+        theirs (``voice_alone_factor`` + the rest x the strongest sustain marker's strength),
+        and ``voice_alone_factor`` of it with words that are no rupture evidence.
+        """
+        if not tr.final or tr.speaker != "patient":
+            return []
+        due = [m for m in self._held_voice if tr.end >= m.start]
+        if not due:
+            return []
+        self._held_voice = [m for m in self._held_voice if tr.end < m.start]
+        said = [(1.0 if m.cue == "lexical" else m.strength, m) for m in heard
+                if m.speaker == "patient" and m.kind in RUPTURE_KINDS and m.cue in ("lexical", "classifier")]
+        if not said:
+            return [self._voice_alone(m, tr.t, "with words that are no rupture evidence") for m in due]
+        backing, words = max(said, key=lambda x: x[0])
+        factor = self.s.voice_alone_factor + (1.0 - self.s.voice_alone_factor) * backing
+        name = words.marker.replace("_", " ")
+        why = f"with {name}" if backing >= 0.5 else f"with words that are weak evidence of {name}"
+        return [replace(m, t=tr.t, strength=m.strength * factor, explanation=f"{m.explanation}, {why}") for m in due]
+
+    def _voice_alone(self, m: Marker, t: float, why: str) -> Marker:
+        return replace(m, t=t, strength=m.strength * self.s.voice_alone_factor, explanation=f"{m.explanation}, {why}")
+
+    def _voices_unheard(self, t: float) -> list[Marker]:
+        """Raised voices whose words did not come within ``voice_words_wait_s``."""
+        late = [m for m in self._held_voice if t - m.t >= self.s.voice_words_wait_s]
+        if not late:
+            return []
+        self._held_voice = [m for m in self._held_voice if t - m.t < self.s.voice_words_wait_s]
+        return [self._voice_alone(m, t, "no words heard") for m in late]
+
+    def finish(self, t: float) -> list[Marker]:
+        """The session ends: raised voices still waiting count alone."""
+        out = [self._voice_alone(m, t, "no words heard") for m in self._held_voice]
+        self._held_voice = []
+        return out
+
     # -- session-level cues ------------------------------------------------------------------------------------
 
     def tick(self, t: float) -> list[Marker]:
+        return self._voices_unheard(t) + self._talk_share(t)
+
+    def _talk_share(self, t: float) -> list[Marker]:
         if t < self._next_share_check:
             return []
         self._next_share_check = t + 1.0

@@ -142,6 +142,8 @@ class EvidenceSettings:
     voice_rise_db: float = rng(0.5, 30)
     pitch_rise_st: float = rng(0.5, 12)
     voice_spread_factor: float = rng(0, 10)
+    voice_alone_factor: float = rng(0, 1)
+    voice_words_wait_s: float = rng(1, 120)
     rate_drop_ratio: float = rng(0.1, 1)
     baseline_n: int = rng(1, 500)
     baseline_min_n: int = rng(1, 100)
