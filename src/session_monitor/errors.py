@@ -6,6 +6,8 @@ code 2; anything else reaching the top is a bug.
 
 from __future__ import annotations
 
+from session_monitor.shorten import shorten
+
 __all__ = [
     "SessionMonitorError",
     "ConfigError",
@@ -42,9 +44,7 @@ def reason(exc: BaseException, limit: int = 160) -> str:
     text = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else type(exc).__name__
     if len(text) <= limit:
         return text
-    head = text[: limit - 1]
-    sentence = head.rfind(". ")
+    sentence = text[: limit - 1].rfind(". ")
     if sentence >= limit // 2:
-        return head[: sentence + 1]
-    word = head.rfind(" ")
-    return (head[:word].rstrip(" ,;:") if word > 0 else head) + "\u2026"
+        return text[: sentence + 1]
+    return shorten(text, limit)

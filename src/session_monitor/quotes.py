@@ -15,6 +15,7 @@ import re
 from dataclasses import replace
 
 from session_monitor.events import Event, Marker, Signal, Transcript
+from session_monitor.shorten import shorten
 
 __all__ = ["OPEN", "CLOSE", "quotations", "quoted", "without_quotes", "without_words"]
 
@@ -25,11 +26,9 @@ _DROPPED = f"{OPEN}\u2026{CLOSE}"
 
 def quoted(text: str, limit: int = 70) -> str:
     """``text`` as a quotation for an explanation: between ‘ and ’, shortened to ``limit``
-    characters (then ending with an ellipsis)."""
+    characters at the end of a word (then ending with an ellipsis)."""
     text = " ".join(text.split()).replace(OPEN, "'").replace(CLOSE, "'")
-    if len(text) > limit:
-        text = text[: limit - 1].rstrip() + "\u2026"
-    return f"{OPEN}{text}{CLOSE}"
+    return f"{OPEN}{shorten(text, limit)}{CLOSE}"
 
 
 def quotations(explanation: str) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from session_monitor.errors import InputError, SessionMonitorError
 from session_monitor.settings.loader import Settings, TranscriberSettings
+from session_monitor.shorten import shorten
 
 __all__ = ["Outcome", "Task", "run_task", "worker_backend"]
 
@@ -130,7 +131,7 @@ def _one_line(exc: BaseException, task: Task, path: Path | None) -> str:
         text = text.replace(str(path), task.source)
     if not isinstance(exc, SessionMonitorError):
         text = f"{task.source}: {type(exc).__name__}: {text}"
-    return text[:300]
+    return shorten(text, 300)
 
 
 def run_task(task: Task) -> Outcome:
