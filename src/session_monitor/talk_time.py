@@ -40,3 +40,7 @@ class TalkTime:
                 continue
             totals[speaker] = totals.get(speaker, 0.0) + max(0.0, min(end, t_s) - max(start, lo_s))
         return totals
+
+    def lengths(self, speaker: str, lo_s: float) -> list[float]:
+        """Whole lengths (seconds) of ``speaker``'s kept segments that end at or after ``lo_s``."""
+        return [end - start for s, start, end in self._segments if s == speaker and end >= lo_s]

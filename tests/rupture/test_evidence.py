@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from session_monitor.events import Alert, Marker, Overlap, Signal, Transcript, event_to_json
@@ -242,6 +244,27 @@ def test_talk_share_collapse():
         conv.turn("patient", "Fine.")
     share = [m for m in markers(run(conv), "minimal_response") if m.cue == "turn_taking"]
     assert share and "of the last 60 s" in share[0].explanation
+    # the replies in the window ("Fine." and the last long ones) are shorter than the usual ~7.7 s
+    reply_s, usual_s = map(float, re.search(r", in replies ([\d.]+) s long \(usually ([\d.]+) s\)$",
+                                            share[0].explanation).groups())
+    assert usual_s == pytest.approx(7.7, abs=0.3) and reply_s <= 0.8 * usual_s
+
+
+def test_a_talk_share_lost_to_a_lecturing_therapist_is_not_a_minimal_response():
+    conv = Conversation()
+    reply = "Yes, the week went well and I managed to see friends on day {} which helped me a lot because I was lonely."
+    for i in range(6):
+        conv.turn("therapist", "That sounds important to you, and I appreciate you sharing it with me.")
+        conv.turn("patient", reply.format(i))
+    for i in range(3):  # the therapist talks 30 s at a time; the patient's replies are as long as ever
+        conv.turn("therapist", "I wonder what it was like for you. " * 9, duration_s=30.0)
+        conv.turn("patient", reply.format(i))
+    out = run(conv)
+    assert [m for m in markers(out, "minimal_response") if m.cue == "turn_taking"] == []
+    assert markers(out, "therapist_dominance")  # the therapist's own marker says what happened
+    # the share alone (evidence.share_reply_ratio = 0) would have counted it against the patient
+    alone = run(conv, overrides={"evidence": {"share_reply_ratio": 0.0}})
+    assert [m for m in markers(alone, "minimal_response") if m.cue == "turn_taking"]
 
 
 def test_therapist_question_from_rising_pitch():

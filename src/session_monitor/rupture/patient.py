@@ -123,6 +123,7 @@ class PatientEvidence:
         self._interruptions = InterruptionRun()
         self._talk = TalkTime()  # speech within the share window
         self._before: dict[str, float] = {"patient": 0.0, "therapist": 0.0}  # speech before the window
+        self._before_n: dict[str, int] = {"patient": 0, "therapist": 0}  # ... in this many segments
         self._next_share_check = 0.0
         self._last_share_emit = -1e9
 
@@ -379,6 +380,15 @@ class PatientEvidence:
         return self._voices_unheard(t) + self._talk_share(t)
 
     def _talk_share(self, t: float) -> list[Marker]:
+        """The patient's share of the talk collapsed against its usual, *in shorter replies*.
+
+        The share alone cannot say whose doing it was: the shares of two speakers add up to one,
+        so a therapist who takes the floor collapses the patient's share as much as a patient
+        who shuts down (and the therapist's own marker, ``therapist_dominance``, says that).
+        3RS's minimal response is the patient's replies becoming short; so with
+        ``share_reply_ratio`` > 0 the collapse counts only while the patient's speech segments
+        in the window average at most that fraction of their usual length.
+        """
         if t < self._next_share_check:
             return []
         self._next_share_check = t + 1.0
@@ -386,6 +396,7 @@ class PatientEvidence:
         for speaker, a, b in self._talk.evict_before(lo):
             if speaker in self._before:
                 self._before[speaker] += b - a
+                self._before_n[speaker] += 1
         recent = self._talk.in_window(lo, t, speakers=("patient", "therapist"))
         before_total = sum(self._before.values())
         recent_total = sum(recent.values())
@@ -395,8 +406,16 @@ class PatientEvidence:
         now = recent["patient"] / recent_total
         if usual <= 0 or now >= self.s.share_drop_ratio * usual or t - self._last_share_emit < self.s.repeat_s:
             return []
+        shorter = ""
+        if self.s.share_reply_ratio > 0:
+            lengths = self._talk.lengths("patient", lo)
+            usual_len = self._before["patient"] / max(1, self._before_n["patient"])
+            reply = sum(lengths) / len(lengths) if lengths else 0.0
+            if reply > self.s.share_reply_ratio * usual_len:
+                return []
+            shorter = f", in replies {reply:.1f} s long (usually {usual_len:.1f} s)" if lengths else ", not replying"
         self._last_share_emit = t
         strength = min(1.0, 0.5 + (1 - now / (self.s.share_drop_ratio * usual)) * 0.5)
         return [self._marker(t, "withdrawal", "minimal_response", strength, lo, t,
                              f"patient spoke {now:.0%} of the last {self.s.share_window_s:.0f} s "
-                             f"(usually {usual:.0%})", "turn_taking")]
+                             f"(usually {usual:.0%}){shorter}", "turn_taking")]

@@ -151,6 +151,7 @@ class EvidenceSettings:
     share_window_s: float = rng(10, 600)
     share_drop_ratio: float = rng(0, 1)
     share_min_history_s: float = rng(0, 3600)
+    share_reply_ratio: float = rng(0, 1)
     question_rise_st: float = rng(0.5, 12)
     lecture_s: float = rng(5, 600)
     dominance_share: float = rng(0.5, 1)
