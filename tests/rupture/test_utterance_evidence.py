@@ -237,3 +237,64 @@ def test_a_sustain_marker_spans_and_quotes_what_was_classified(whole_turn):
     quote = "\u2018Well, I hear you. I don't think" if whole_turn else "\u2018I don't think I'm drinking"
     assert quote in m.explanation
     assert m.marker == "rejecting_intervention"  # the reply came right after the suggestion
+
+
+class _ByWords:
+    """Classifiers that label by a word of what they are given (they stand in for the model: what is
+    asserted is how labels are counted by turn, not which label a text gets): a therapist text with
+    "should" is advice, one starting "So" a reflection, else an open question; a patient text is
+    sustain talk."""
+
+    def patient(self, text, previous="", own_previous=""):
+        return Prediction("sustain", 0.6, {"change": 0.2, "neutral": 0.2, "sustain": 0.6})
+
+    def therapist(self, text, previous="", own_previous=""):
+        label, sub = (("therapist_input", "advice") if "should" in text else ("reflection", "simple")
+                      if text.startswith("So") else ("question", "open"))
+        p = Prediction(label, 0.8, {label: 0.8})
+        kind = {"therapist_input": "input_type", "reflection": "reflection_type", "question": "question_type"}
+        return {"behaviour": p, **{k: Prediction(sub if k == kind[label] else "", 0.8, {}) for k in kind.values()}}
+
+
+def _heard(said, *, whole_turn=True):
+    """(markers, last MI figures) of transcripts ``said`` = [(speaker, text), ...], 1 s apart."""
+    ev = UtteranceEvidence(load_settings(overrides={"utterances": {"whole_turn": whole_turn}}).utterances, _ByWords())
+    out = []
+    for i, (who, text) in enumerate(said):
+        out += ev.on_transcript(Transcript(t=i + 1.0, speaker=who, start=float(i), end=i + 0.9, text=text))
+    return [e for e in out if isinstance(e, Marker)], [e for e in out if isinstance(e, MiFigures)][-1]
+
+
+ADVICE_IN_THREE = [("therapist", "How was your week?"), ("patient", "Long."), ("patient", "Too long."),
+                   ("therapist", "You should rest."), ("therapist", "More than you do."), ("therapist", "Every day.")]
+
+
+def test_mi_figures_count_turns_not_transcripts():
+    """A turn heard as several transcripts is one turn in the figures, labelled as its whole so far."""
+    _, figures = _heard(ADVICE_IN_THREE)
+    assert (figures.questions, figures.input_share, figures.sustain_talk) == (1, 0.5, 1)  # 2 therapist turns
+    # each transcript alone (whole_turn off) is its own unit, as before
+    _, alone = _heard(ADVICE_IN_THREE, whole_turn=False)
+    assert (alone.questions, alone.input_share, alone.sustain_talk) == (3, 0.25, 2)
+
+
+def test_unreflected_input_is_one_marker_a_turn():
+    """Given when the turn is first classed as input (here its first transcript), not again for
+    each transcript of the same turn."""
+    markers, _ = _heard(ADVICE_IN_THREE)
+    [m] = [m for m in markers if m.marker == "therapist_unreflected_input"]
+    assert (m.start, m.end) == (3.0, 3.9)
+    assert "\u2018You should rest.\u2019" in m.explanation and "no reflection yet this session" in m.explanation
+    # each transcript alone: one per transcript classed as input
+    markers, _ = _heard(ADVICE_IN_THREE, whole_turn=False)
+    assert len([m for m in markers if m.marker == "therapist_unreflected_input"]) == 1  # "should" is in one
+
+
+def test_a_turn_relabelled_takes_its_reflection_back():
+    """A turn that began as a reflection and turned into advice was not a reflection: the figures and
+    "no reflection since" forget it."""
+    said = [("patient", "I drink a lot."), ("therapist", "So you drink a lot."), ("therapist", "You should stop.")]
+    markers, figures = _heard(said)
+    assert figures.reflections == 0 and figures.input_share == 1.0
+    [m] = [m for m in markers if m.marker == "therapist_unreflected_input"]
+    assert "no reflection yet this session" in m.explanation

@@ -22,7 +22,10 @@ Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances
 
 The running figures a clinician knows from MI coding (reflection-to-question ratio,
 share of complex reflections, share of open questions, client change vs sustain talk)
-come as an ``mi_figures`` event after each classified transcript.
+come as an ``mi_figures`` event after each classified transcript. They count turns, as MI
+coding counts utterances: with ``whole_turn``, a turn heard as several transcripts is counted
+once, with its latest label (the classification of the whole turn so far replaces the earlier
+ones), and the therapist's "turns" in the evidence above are turns too.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def _clock(t: float) -> str:
 
 @dataclass(frozen=True)
 class TherapistTurn:
-    """A classified therapist utterance."""
+    """A classified therapist turn: with ``whole_turn``, from its first transcript to its latest (each
+    further transcript replaces it); otherwise one transcript."""
 
     t: float
     start: float
@@ -89,6 +93,9 @@ class UtteranceEvidence:
         self._turn_start = {"therapist": 0.0, "patient": 0.0}
         self._speaking = ""
         self._last_reflection_t: float | None = None
+        self._reflection_before_turn: float | None = None  # ... as it was when the therapist's turn began
+        self._input_flagged = False  # the therapist's turn gave unreflected-input evidence already
+        self._patient_label = ""  # the patient's turn so far, as counted
         self._counts = {"reflection": 0, "complex": 0, "question": 0, "open": 0, "change": 0, "sustain": 0,
                         "neutral": 0, "input": 0, "therapist_turns": 0}
         self._cooldown = Cooldown(self.s.repeat_s)
@@ -98,6 +105,9 @@ class UtteranceEvidence:
         if not tr.final or not tr.text.strip() or tr.speaker not in ("therapist", "patient"):
             return []
         other = "patient" if tr.speaker == "therapist" else "therapist"
+        # with whole turns, a transcript that continues its speaker's turn re-classifies that turn:
+        # its new label replaces the turn's earlier one (counts, the therapist's turns)
+        again = self.s.whole_turn and self._speaking == tr.speaker
         if self._speaking != tr.speaker:
             if self._turn[tr.speaker]:
                 self._prev_turn[tr.speaker] = " ".join(self._turn[tr.speaker])
@@ -110,55 +120,64 @@ class UtteranceEvidence:
             text, start = " ".join(self._turn[tr.speaker]), self._turn_start[tr.speaker]
         else:
             text, start = tr.text, tr.start
-        out = (self._therapist(tr, text, *context) if tr.speaker == "therapist"
-               else self._patient(tr, text, start, *context))
+        out = (self._therapist(tr, text, start, again, *context) if tr.speaker == "therapist"
+               else self._patient(tr, text, start, again, *context))
         out.append(self.figures(tr.t))
         return out
 
     # -- therapist ------------------------------------------------------------------------------------
 
-    def _therapist(self, tr: Transcript, text: str, previous: str, own_previous: str) -> list:
+    def _therapist(self, tr: Transcript, text: str, start: float, again: bool, previous: str,
+                   own_previous: str) -> list:
+        """``text`` from ``start``: the turn so far (``again``: its earlier transcripts were
+        classified already, and this classification replaces theirs), or the transcript alone."""
         pred = self.clf.therapist(text, previous, own_previous)
         b = pred["behaviour"]
         sub = {"reflection": "reflection_type", "question": "question_type",
                "therapist_input": "input_type"}.get(b.label)
         ok = b.probability >= self.s.therapist_min_p
-        turn = TherapistTurn(tr.t, tr.start, tr.end, tr.text, b.label if ok else "",
+        turn = TherapistTurn(tr.t, start, tr.end, text, b.label if ok else "",
                              pred[sub].label if (ok and sub) else "", b.probability)
+        if again and self._turns and self._turns[-1] is self._last_therapist:
+            self._count_therapist(self._turns.pop(), -1)
+        else:
+            self._reflection_before_turn = self._last_reflection_t
+            self._input_flagged = False
         self._count_therapist(turn)
         self._turns.append(turn)
         self._last_therapist = turn
-        if turn.behaviour == "reflection":
-            self._last_reflection_t = tr.end
+        self._last_reflection_t = tr.end if turn.behaviour == "reflection" else self._reflection_before_turn
         return self._unreflected(tr, turn) + self._advising(tr) + self._closed(tr)
 
     def _unreflected(self, tr: Transcript, turn: TherapistTurn) -> list[Marker]:
         """Input (not negotiation) with no reflection in the turns just before it."""
-        if turn.behaviour != "therapist_input" or turn.subtype == "negotiation":
+        if turn.behaviour != "therapist_input" or turn.subtype == "negotiation" or self._input_flagged:
             return []
         before = list(self._turns)[:-1][-self.s.input_reflection_turns:]
         if any(t.behaviour == "reflection" for t in before):
             return []
+        self._input_flagged = True  # once a turn
         since = (f"no reflection since {_clock(self._last_reflection_t)}" if self._last_reflection_t is not None
                  else "no reflection yet this session")
         what = turn.subtype or "input"
         return [Marker(t=tr.t, speaker="therapist", kind="confrontation", marker="therapist_unreflected_input",
-                       strength=min(1.0, self.s.input_strength * turn.probability), start=tr.start, end=tr.end,
+                       strength=min(1.0, self.s.input_strength * turn.probability), start=turn.start, end=tr.end,
                        cue="classifier",
                        explanation=f"{what} (p={turn.probability:.2f}) without a reflection first; {since}: "
-                                   f"{quoted(tr.text, 80)}")]
+                                   f"{quoted(turn.text, 80)}")]
 
-    def _count_therapist(self, turn: TherapistTurn) -> None:
+    def _count_therapist(self, turn: TherapistTurn, n: int = 1) -> None:
+        """Count ``turn`` in the MI figures (``n = -1``: take it back out)."""
         c = self._counts
-        c["therapist_turns"] += 1
+        c["therapist_turns"] += n
         if turn.behaviour == "reflection":
-            c["reflection"] += 1
-            c["complex"] += turn.subtype == "complex"
+            c["reflection"] += n
+            c["complex"] += n * (turn.subtype == "complex")
         elif turn.behaviour == "question":
-            c["question"] += 1
-            c["open"] += turn.subtype == "open"
+            c["question"] += n
+            c["open"] += n * (turn.subtype == "open")
         elif turn.behaviour == "therapist_input":
-            c["input"] += 1
+            c["input"] += n
 
     def _advising(self, tr: Transcript) -> list[Marker]:
         recent = list(self._turns)[-self.s.window_turns:]
@@ -188,15 +207,20 @@ class UtteranceEvidence:
         return [Marker(t=tr.t, speaker="therapist", kind="withdrawal", marker="therapist_closed_questions",
                        strength=min(1.0, self.s.therapist_strength), start=recent[0].start, end=tr.end,
                        cue="classifier",
-                       explanation=f"your last {n} turns were closed questions ({quoted(tr.text, 50)})")]
+                       explanation=f"your last {n} turns were closed questions ({quoted(recent[-1].text, 50)})")]
 
     # -- patient ----------------------------------------------------------------------------------------
 
-    def _patient(self, tr: Transcript, text: str, start: float, previous: str, own_previous: str) -> list:
-        """``text`` from ``start``: what was classified (the turn so far, or the transcript alone)."""
+    def _patient(self, tr: Transcript, text: str, start: float, again: bool, previous: str,
+                 own_previous: str) -> list:
+        """``text`` from ``start``: what was classified (the turn so far, or the transcript alone;
+        ``again``: the turn's earlier label is replaced in the counts)."""
         prev = self._last_therapist
         pred = self.clf.patient(text, previous, own_previous)
+        if again and self._patient_label:
+            self._counts[self._patient_label] -= 1
         self._counts[pred.label] += 1
+        self._patient_label = pred.label
         p = pred.probabilities.get("sustain", 0.0)
         if p <= self.s.sustain_min_p:
             return []
