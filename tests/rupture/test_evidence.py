@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -137,6 +138,20 @@ def test_a_raised_voice_waits_for_its_words():
     [raised] = markers(run(conv, overrides={"utterances": {"enabled": False}, "evidence": {"voice_alone_factor": 1.0}}),
                        "raised_voice")
     assert raised.strength == pytest.approx(0.7, abs=0.01)
+
+
+def test_a_raised_voice_is_backed_by_words_its_interim_transcript_gave():
+    # a long reply is transcribed in part before it ends (final=False); the lexicon reports a
+    # phrase once per utterance, so the complaint comes with the interim transcript, not the final one
+    text = "This isn't helping me at all, we keep going over the same list."
+    conv, end = _raised_reply(text)
+    final = next(e for e in conv.events if isinstance(e, Transcript) and e.speaker == "patient" and e.end == end)
+    conv.events.append(dataclasses.replace(final, t=end - 0.2, end=end - 1.0, final=False))
+    out = run(conv)
+    [complaint] = markers(out, "complaint_about_progress")
+    [raised] = markers(out, "raised_voice")
+    assert complaint.t == pytest.approx(end - 0.2) and raised.t == pytest.approx(end + 0.8)
+    assert raised.strength == pytest.approx(0.7, abs=0.01) and "with complaint" in raised.explanation
 
 
 def test_a_raised_voice_without_words():

@@ -96,6 +96,7 @@ class PatientEvidence:
         self.s = settings
         self.words = words
         self._held_voice: list[Marker] = []  # raised voices waiting for their words
+        self._said: deque[Marker] = deque(maxlen=20)  # the lexicon's latest patient markers
         self.frame_s = 1.0 / features_hz
         self.lexicon = lexicon
         self.therapist = therapist
@@ -272,6 +273,7 @@ class PatientEvidence:
         hits = [h for h in self.lexicon.match(tr.text, speaker="patient", words=tr.words)
                 if h.marker != "minimal_response"]  # that one only for short replies, below
         out = lexical_markers(tr, hits, speaker="patient", once=self._once)
+        self._said.extend(out)  # an interim transcript's words back a raised voice its final one releases
         turn = self._turn
         if turn is None or turn.onset > tr.end:
             turn = self._last_turn
@@ -347,15 +349,19 @@ class PatientEvidence:
         if not due:
             return []
         self._held_voice = [m for m in self._held_voice if tr.end < m.start]
-        said = [(1.0 if m.cue == "lexical" else m.strength, m) for m in heard
-                if m.speaker == "patient" and m.kind in RUPTURE_KINDS and m.cue in ("lexical", "classifier")]
+        return [self._voice_in_words(m, tr.t, [*heard, *self._said]) for m in due]
+
+    def _voice_in_words(self, m: Marker, t: float, words: list[Marker]) -> Marker:
+        said = [(1.0 if w.cue == "lexical" else w.strength, w) for w in words
+                if w.speaker == "patient" and w.kind in RUPTURE_KINDS and w.cue in ("lexical", "classifier")
+                and w.end >= m.start]
         if not said:
-            return [self._voice_alone(m, tr.t, "with words that are no rupture evidence") for m in due]
-        backing, words = max(said, key=lambda x: x[0])
+            return self._voice_alone(m, t, "with words that are no rupture evidence")
+        backing, strongest = max(said, key=lambda x: x[0])
         factor = self.s.voice_alone_factor + (1.0 - self.s.voice_alone_factor) * backing
-        name = words.marker.replace("_", " ")
+        name = strongest.marker.replace("_", " ")
         why = f"with {name}" if backing >= 0.5 else f"with words that are weak evidence of {name}"
-        return [replace(m, t=tr.t, strength=m.strength * factor, explanation=f"{m.explanation}, {why}") for m in due]
+        return replace(m, t=t, strength=m.strength * factor, explanation=f"{m.explanation}, {why}")
 
     def _voice_alone(self, m: Marker, t: float, why: str) -> Marker:
         return replace(m, t=t, strength=m.strength * self.s.voice_alone_factor, explanation=f"{m.explanation}, {why}")
