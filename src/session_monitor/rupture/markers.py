@@ -5,19 +5,22 @@
   transcript can come twice: an interim pass, then the final);
 - :func:`lexical_markers`: the lexicon's hits in a transcript, each a marker quoting its sentence;
 - :class:`InterruptionRun` and :func:`interruption_marker`: one marker per interruption,
-  however many overlaps it is made of.
+  however many overlaps it is made of;
+- :class:`WaitForWords`: markers of a cue that counts in the context of the words said with
+  it (a raised voice), held until those words are heard.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterable
+from dataclasses import replace
 
-from session_monitor.events import Marker, Overlap, Transcript
+from session_monitor.events import RUPTURE_KINDS, Marker, Overlap, Transcript
 from session_monitor.quotes import quoted
 from session_monitor.rupture.lexicon import LexicalHit
 
-__all__ = ["Cooldown", "InterruptionRun", "Once", "interruption_marker", "lexical_markers"]
+__all__ = ["Cooldown", "InterruptionRun", "Once", "WaitForWords", "interruption_marker", "lexical_markers"]
 
 
 def _clamp(strength: float) -> float:
@@ -102,3 +105,65 @@ def interruption_marker(ov: Overlap, *, speaker: str, over: str, min_s: float, r
         return []
     return [Marker(t=ov.t, speaker=speaker, kind=kind, marker=marker, strength=_clamp(0.5 + 0.25 * ov.duration_s),
                    start=ov.start, end=max(ov.start, ov.end), explanation=explanation, cue="turn_taking")]
+
+
+class WaitForWords:
+    """Markers held until the words said with them are heard, then weighted by what those words are.
+
+    A final transcript that reaches a held marker (it ends after the marker's start) releases
+    it, at the transcript's time: in full with rupture words from the lexicon (high
+    precision), with ``alone_factor`` + (1 - ``alone_factor``) x the strongest classifier
+    marker's strength with the classifiers' sustain talk, with ``alone_factor`` of it with
+    words that are no rupture evidence; and with ``alone_factor`` when no words came within
+    ``wait_s`` or the session ended first. The lexicon reports a phrase once an utterance,
+    often on an interim transcript: :meth:`said` keeps its latest markers for the final one.
+    """
+
+    def __init__(self, *, alone_factor: float, wait_s: float) -> None:
+        self.alone_factor = alone_factor
+        self.wait_s = wait_s
+        self._held: list[Marker] = []
+        self._said: deque[Marker] = deque(maxlen=20)
+
+    def hold(self, marker: Marker) -> None:
+        self._held.append(marker)
+
+    def said(self, markers: Iterable[Marker]) -> None:
+        """The lexicon's markers of a transcript, interim or final."""
+        self._said.extend(markers)
+
+    def release(self, tr: Transcript, heard: list[Marker]) -> list[Marker]:
+        """The held markers that a final transcript ``tr`` gives words to; ``heard``: its markers."""
+        if not tr.final:
+            return []
+        due = [m for m in self._held if tr.end >= m.start]
+        if not due:
+            return []
+        self._held = [m for m in self._held if tr.end < m.start]
+        return [self._in_words(m, tr.t, [*heard, *self._said]) for m in due]
+
+    def unheard(self, t: float) -> list[Marker]:
+        """The held markers whose words did not come within ``wait_s``."""
+        late = [m for m in self._held if t - m.t >= self.wait_s]
+        self._held = [m for m in self._held if t - m.t < self.wait_s]
+        return [self._alone(m, t, "no words heard") for m in late]
+
+    def finish(self, t: float) -> list[Marker]:
+        out = [self._alone(m, t, "no words heard") for m in self._held]
+        self._held = []
+        return out
+
+    def _in_words(self, m: Marker, t: float, words: list[Marker]) -> Marker:
+        said = [(1.0 if w.cue == "lexical" else w.strength, w) for w in words
+                if w.speaker == m.speaker and w.kind in RUPTURE_KINDS and w.cue in ("lexical", "classifier")
+                and w.end >= m.start]
+        if not said:
+            return self._alone(m, t, "with words that are no rupture evidence")
+        backing, strongest = max(said, key=lambda x: x[0])
+        factor = self.alone_factor + (1.0 - self.alone_factor) * backing
+        name = strongest.marker.replace("_", " ")
+        why = f"with {name}" if backing >= 0.5 else f"with words that are weak evidence of {name}"
+        return replace(m, t=t, strength=m.strength * factor, explanation=f"{m.explanation}, {why}")
+
+    def _alone(self, m: Marker, t: float, why: str) -> Marker:
+        return replace(m, t=t, strength=m.strength * self.alone_factor, explanation=f"{m.explanation}, {why}")

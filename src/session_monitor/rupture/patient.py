@@ -32,23 +32,19 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from session_monitor.events import (
-    RUPTURE_KINDS,
-    Event,
-    Gap,
-    Marker,
-    Overlap,
-    Prosody,
-    Speech,
-    SpeechOnset,
-    Transcript,
-)
+from session_monitor.events import Event, Gap, Marker, Overlap, Prosody, Speech, SpeechOnset, Transcript
 from session_monitor.quotes import quoted
 from session_monitor.rupture.baselines import RunningMedian, VoiceBaseline
 from session_monitor.rupture.lexicon import Lexicon, normalize
-from session_monitor.rupture.markers import InterruptionRun, Once, interruption_marker, lexical_markers
+from session_monitor.rupture.markers import (
+    InterruptionRun,
+    Once,
+    WaitForWords,
+    interruption_marker,
+    lexical_markers,
+)
 from session_monitor.rupture.therapist import Invitation, TherapistEvidence
 from session_monitor.settings.loader import EvidenceSettings
 from session_monitor.talk_time import TalkTime
@@ -95,8 +91,7 @@ class PatientEvidence:
                  features_hz: float = 10.0, words: bool = True) -> None:
         self.s = settings
         self.words = words
-        self._held_voice: list[Marker] = []  # raised voices waiting for their words
-        self._said: deque[Marker] = deque(maxlen=20)  # the lexicon's latest patient markers
+        self._voices = WaitForWords(alone_factor=settings.voice_alone_factor, wait_s=settings.voice_words_wait_s)
         self.frame_s = 1.0 / features_hz
         self.lexicon = lexicon
         self.therapist = therapist
@@ -243,7 +238,7 @@ class PatientEvidence:
                                   f"patient's voice {delta:.0f} dB louder{pitch} than usual", "prosody")
             if not self.words:
                 return [raised]
-            self._held_voice.append(raised)
+            self._voices.hold(raised)
             return []
         turn.voice = "usual"
         return []
@@ -273,7 +268,7 @@ class PatientEvidence:
         hits = [h for h in self.lexicon.match(tr.text, speaker="patient", words=tr.words)
                 if h.marker != "minimal_response"]  # that one only for short replies, below
         out = lexical_markers(tr, hits, speaker="patient", once=self._once)
-        self._said.extend(out)  # an interim transcript's words back a raised voice its final one releases
+        self._voices.said(out)  # an interim transcript's words back a raised voice its final one releases
         turn = self._turn
         if turn is None or turn.onset > tr.end:
             turn = self._last_turn
@@ -336,54 +331,18 @@ class PatientEvidence:
     # -- a raised voice in the context of its words -----------------------------------------------------------
 
     def voice_in_context(self, tr: Transcript, heard: list[Marker]) -> list[Marker]:
-        """The raised voices that a final patient transcript ``tr`` gives words to.
-
-        ``heard`` : every marker the transcript gave. A voice counts in full with rupture words
-        from the lexicon (high precision), as much as the classifiers' evidence is strong with
-        theirs (``voice_alone_factor`` + the rest x the strongest sustain marker's strength),
-        and ``voice_alone_factor`` of it with words that are no rupture evidence.
-        """
-        if not tr.final or tr.speaker != "patient":
-            return []
-        due = [m for m in self._held_voice if tr.end >= m.start]
-        if not due:
-            return []
-        self._held_voice = [m for m in self._held_voice if tr.end < m.start]
-        return [self._voice_in_words(m, tr.t, [*heard, *self._said]) for m in due]
-
-    def _voice_in_words(self, m: Marker, t: float, words: list[Marker]) -> Marker:
-        said = [(1.0 if w.cue == "lexical" else w.strength, w) for w in words
-                if w.speaker == "patient" and w.kind in RUPTURE_KINDS and w.cue in ("lexical", "classifier")
-                and w.end >= m.start]
-        if not said:
-            return self._voice_alone(m, t, "with words that are no rupture evidence")
-        backing, strongest = max(said, key=lambda x: x[0])
-        factor = self.s.voice_alone_factor + (1.0 - self.s.voice_alone_factor) * backing
-        name = strongest.marker.replace("_", " ")
-        why = f"with {name}" if backing >= 0.5 else f"with words that are weak evidence of {name}"
-        return replace(m, t=t, strength=m.strength * factor, explanation=f"{m.explanation}, {why}")
-
-    def _voice_alone(self, m: Marker, t: float, why: str) -> Marker:
-        return replace(m, t=t, strength=m.strength * self.s.voice_alone_factor, explanation=f"{m.explanation}, {why}")
-
-    def _voices_unheard(self, t: float) -> list[Marker]:
-        """Raised voices whose words did not come within ``voice_words_wait_s``."""
-        late = [m for m in self._held_voice if t - m.t >= self.s.voice_words_wait_s]
-        if not late:
-            return []
-        self._held_voice = [m for m in self._held_voice if t - m.t < self.s.voice_words_wait_s]
-        return [self._voice_alone(m, t, "no words heard") for m in late]
+        """The raised voices that a final patient transcript ``tr`` gives words to (``heard``:
+        every marker the transcript gave); see :class:`~session_monitor.rupture.markers.WaitForWords`."""
+        return self._voices.release(tr, heard) if tr.speaker == "patient" else []
 
     def finish(self, t: float) -> list[Marker]:
         """The session ends: raised voices still waiting count alone."""
-        out = [self._voice_alone(m, t, "no words heard") for m in self._held_voice]
-        self._held_voice = []
-        return out
+        return self._voices.finish(t)
 
     # -- session-level cues ------------------------------------------------------------------------------------
 
     def tick(self, t: float) -> list[Marker]:
-        return self._voices_unheard(t) + self._talk_share(t)
+        return self._voices.unheard(t) + self._talk_share(t)
 
     def _talk_share(self, t: float) -> list[Marker]:
         """The patient's share of the talk collapsed against its usual, *in shorter replies*.
