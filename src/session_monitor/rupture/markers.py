@@ -144,6 +144,8 @@ class WaitForWords:
 
     def unheard(self, t: float) -> list[Marker]:
         """The held markers whose words did not come within ``wait_s``."""
+        if not self._held:  # every tick: nothing to do, most of the time
+            return []
         late = [m for m in self._held if t - m.t >= self.wait_s]
         self._held = [m for m in self._held if t - m.t < self.wait_s]
         return [self._alone(m, t, "no words heard") for m in late]

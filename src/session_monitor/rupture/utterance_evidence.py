@@ -138,7 +138,7 @@ class UtteranceEvidence:
         ok = b.probability >= self.s.therapist_min_p
         turn = TherapistTurn(tr.t, start, tr.end, text, b.label if ok else "",
                              pred[sub].label if (ok and sub) else "", b.probability)
-        if again and self._turns and self._turns[-1] is self._last_therapist:
+        if again:  # the turn's earlier classification is the last one kept
             self._count_therapist(self._turns.pop(), -1)
         else:
             self._reflection_before_turn = self._last_reflection_t
