@@ -154,6 +154,37 @@ def test_a_raised_voice_is_backed_by_words_its_interim_transcript_gave():
     assert raised.strength == pytest.approx(0.7, abs=0.01) and "with complaint" in raised.explanation
 
 
+def _in_two_transcripts(conv, end, split_at):
+    """The patient's last reply transcribed as two final transcripts, cut after word ``split_at``."""
+    final = next(e for e in conv.events if isinstance(e, Transcript) and e.speaker == "patient" and e.end == end)
+    cut = final.words[split_at - 1].end
+    first = dataclasses.replace(final, t=cut + 0.8, end=cut, text=" ".join(w.word for w in final.words[:split_at]),
+                                words=final.words[:split_at])
+    second = dataclasses.replace(final, start=final.words[split_at].start,
+                                 text=" ".join(w.word for w in final.words[split_at:]), words=final.words[split_at:])
+    conv.events[conv.events.index(final):conv.events.index(final) + 1] = [first, second]
+    return first, second
+
+
+def test_a_raised_voice_waits_for_the_rest_of_the_turn():
+    # the complaint comes in the turn's second transcript: the first one's ordinary words do not
+    # settle it, the turn's words do (the whole turn was louder)
+    conv, end = _raised_reply("My manager gave me a new project. This isn't helping me at all, we keep going over it.")
+    first, second = _in_two_transcripts(conv, end, 6)
+    [raised] = markers(run(conv, overrides={"utterances": {"enabled": False}}), "raised_voice")
+    assert raised.t == pytest.approx(second.t) and raised.strength == pytest.approx(0.7, abs=0.01)
+    assert raised.explanation.endswith(", with complaint about progress")
+    # ordinary words all through: it counts alone once the turn is over (the therapist speaks,
+    # and the turn's last words are heard), not at the first transcript
+    conv, end = _raised_reply("My manager gave me a new project. And a new desk near the window, which is nice.")
+    first, second = _in_two_transcripts(conv, end, 6)
+    answer_start, _ = conv.turn("therapist", "A desk near the window sounds like a good change for you.", gap_s=0.3)
+    assert second.t > answer_start  # the therapist began before the last words were transcribed
+    [raised] = markers(run(conv, overrides={"utterances": {"enabled": False}}), "raised_voice")
+    assert raised.t == pytest.approx(second.t) and raised.strength == pytest.approx(0.35, abs=0.01)
+    assert raised.explanation.endswith(", with words that are no rupture evidence")
+
+
 def test_a_raised_voice_without_words():
     conv, end = _raised_reply("This isn't helping me at all, we keep going over the same list.")
     unheard = [e for e in conv.sorted_events() if not isinstance(e, Transcript)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from session_monitor.events import RUPTURE_KINDS, Marker, Overlap, Transcript
 from session_monitor.quotes import quoted
@@ -110,23 +110,27 @@ def interruption_marker(ov: Overlap, *, speaker: str, over: str, min_s: float, r
 class WaitForWords:
     """Markers held until the words said with them are heard, then weighted by what those words are.
 
-    A final transcript that reaches a held marker (it ends after the marker's start) releases
-    it, at the transcript's time: in full with rupture words from the lexicon (high
-    precision), with ``alone_factor`` + (1 - ``alone_factor``) x the strongest classifier
-    marker's strength with the classifiers' sustain talk, with ``alone_factor`` of it with
-    words that are no rupture evidence; and with ``alone_factor`` when no words came within
-    ``wait_s`` or the session ended first. The lexicon reports a phrase once an utterance,
-    often on an interim transcript: :meth:`said` keeps its latest markers for the final one.
+    A final transcript of the marker's speaker that reaches a held marker (it ends after the
+    marker's start) gives it words. With rupture words from the lexicon (high precision) it
+    is released at once, at the transcript's time, in full. Otherwise it waits for the rest
+    of the turn (a reply is often transcribed in pieces, and the complaint may come in a
+    later one): it is released once the turn is over (:meth:`turn_over`) and its words are
+    heard to the turn's end, or ``wait_s`` after it was held, or when the session ends: with
+    ``alone_factor`` + (1 - ``alone_factor``) x the strongest classifier marker's strength
+    where the classifiers heard sustain talk in the turn, with ``alone_factor`` of it where
+    no words of the turn were rupture evidence or none came. The lexicon reports a phrase
+    once an utterance, often on an interim transcript: :meth:`said` keeps its latest markers
+    for the final one.
     """
 
     def __init__(self, *, alone_factor: float, wait_s: float) -> None:
         self.alone_factor = alone_factor
         self.wait_s = wait_s
-        self._held: list[Marker] = []
+        self._held: list[_Waiting] = []
         self._said: deque[Marker] = deque(maxlen=20)
 
     def hold(self, marker: Marker) -> None:
-        self._held.append(marker)
+        self._held.append(_Waiting(marker))
 
     def said(self, markers: Iterable[Marker]) -> None:
         """The lexicon's markers of a transcript, interim or final."""
@@ -134,38 +138,93 @@ class WaitForWords:
 
     def release(self, tr: Transcript, heard: list[Marker]) -> list[Marker]:
         """The held markers that a final transcript ``tr`` gives words to; ``heard``: its markers."""
-        if not tr.final:
+        if not tr.final or not self._held:
             return []
-        due = [m for m in self._held if tr.end >= m.start]
-        if not due:
+        out: list[Marker] = []
+        waiting: list[_Waiting] = []
+        for w in self._held:
+            if tr.speaker == w.marker.speaker and tr.end >= w.marker.start:
+                w.words_end = max(w.words_end or tr.end, tr.end)
+                w.back_with([*heard, *self._said])
+                if w.backing >= 1.0 or w.all_heard():
+                    out.append(self._in_words(w, tr.t))
+                    continue
+            waiting.append(w)
+        self._held = waiting
+        return out
+
+    def turn_over(self, t: float, speaker: str, end: float) -> list[Marker]:
+        """``speaker``'s turn ended at ``end`` (the other speaker began, at ``t``): the markers
+        of that turn whose words are all heard count now; the others when the words that
+        reach ``end`` are."""
+        if not self._held:
             return []
-        self._held = [m for m in self._held if tr.end < m.start]
-        return [self._in_words(m, tr.t, [*heard, *self._said]) for m in due]
+        out: list[Marker] = []
+        waiting: list[_Waiting] = []
+        for w in self._held:
+            if w.marker.speaker == speaker and w.marker.start <= end and w.turn_end is None:
+                w.turn_end = end
+                if w.all_heard():
+                    out.append(self._in_words(w, t))
+                    continue
+            waiting.append(w)
+        self._held = waiting
+        return out
 
     def unheard(self, t: float) -> list[Marker]:
-        """The held markers whose words did not come within ``wait_s``."""
+        """The held markers whose turn was not over and heard within ``wait_s``."""
         if not self._held:  # every tick: nothing to do, most of the time
             return []
-        late = [m for m in self._held if t - m.t >= self.wait_s]
-        self._held = [m for m in self._held if t - m.t < self.wait_s]
-        return [self._alone(m, t, "no words heard") for m in late]
+        late = [w for w in self._held if t - w.marker.t >= self.wait_s]
+        self._held = [w for w in self._held if t - w.marker.t < self.wait_s]
+        return [self._in_words(w, t) for w in late]
 
     def finish(self, t: float) -> list[Marker]:
-        out = [self._alone(m, t, "no words heard") for m in self._held]
+        out = [self._in_words(w, t) for w in self._held]
         self._held = []
         return out
 
-    def _in_words(self, m: Marker, t: float, words: list[Marker]) -> Marker:
-        said = [(1.0 if w.cue == "lexical" else w.strength, w) for w in words
-                if w.speaker == m.speaker and w.kind in RUPTURE_KINDS and w.cue in ("lexical", "classifier")
-                and w.end >= m.start]
-        if not said:
+    def _in_words(self, w: _Waiting, t: float) -> Marker:
+        m = w.marker
+        if w.words_end is None:
+            return self._alone(m, t, "no words heard")
+        if w.strongest is None:
             return self._alone(m, t, "with words that are no rupture evidence")
-        backing, strongest = max(said, key=lambda x: x[0])
-        factor = self.alone_factor + (1.0 - self.alone_factor) * backing
-        name = strongest.marker.replace("_", " ")
-        why = f"with {name}" if backing >= 0.5 else f"with words that are weak evidence of {name}"
+        factor = self.alone_factor + (1.0 - self.alone_factor) * w.backing
+        name = w.strongest.marker.replace("_", " ")
+        why = f"with {name}" if w.backing >= 0.5 else f"with words that are weak evidence of {name}"
         return replace(m, t=t, strength=m.strength * factor, explanation=f"{m.explanation}, {why}")
 
     def _alone(self, m: Marker, t: float, why: str) -> Marker:
         return replace(m, t=t, strength=m.strength * self.alone_factor, explanation=f"{m.explanation}, {why}")
+
+
+#: A turn's words are all heard when its final transcripts reach this close to the end of its
+#: speech (a transcript's last word may end before the speech detector's segment does).
+_HEARD_S = 1.0
+
+
+@dataclass
+class _Waiting:
+    """A held marker, and what its speaker's words said so far."""
+
+    marker: Marker
+    words_end: float | None = None  # the end of the latest final transcript that reached it
+    turn_end: float | None = None  # the end of its turn's speech, once the other speaker began
+    backing: float = 0.0  # the strongest rupture evidence in those words (lexicon: 1)
+    strongest: Marker | None = None
+
+    def all_heard(self) -> bool:
+        """The turn is over and its words are transcribed to its end (within ``_HEARD_S``)."""
+        if self.turn_end is None or self.words_end is None:
+            return False
+        return self.words_end >= self.turn_end - _HEARD_S
+
+    def back_with(self, words: list[Marker]) -> None:
+        m = self.marker
+        for w in words:
+            if (w.speaker == m.speaker and w.kind in RUPTURE_KINDS and w.cue in ("lexical", "classifier")
+                    and w.end >= m.start):
+                strength = 1.0 if w.cue == "lexical" else w.strength
+                if self.strongest is None or strength > self.backing:
+                    self.backing, self.strongest = strength, w

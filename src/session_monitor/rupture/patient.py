@@ -115,6 +115,7 @@ class PatientEvidence:
         self._trend: deque[tuple[float, float | None, float]] = deque(maxlen=8)
         self._once = Once()  # (utterance start, marker) already emitted
         self._last_therapist_end = -1.0
+        self._last_patient_end = -1.0
         self._last_speaker: str | None = None
         self._interruptions = InterruptionRun()
         self._talk = TalkTime()  # speech within the share window
@@ -251,6 +252,7 @@ class PatientEvidence:
             return out
         if seg.speaker != "patient":
             return out
+        self._last_patient_end = max(self._last_patient_end, seg.end)
         turn = self._turn
         if turn is not None and seg.intensity_db is not None:
             turn.seg_db.append(seg.intensity_db)
@@ -296,12 +298,14 @@ class PatientEvidence:
         return out
 
     def _close_turn(self, t: float) -> list[Marker]:
-        """The therapist speaks again: the patient's reply is over; judge the trend."""
+        """The therapist speaks again: the patient's reply is over; judge the trend (and a raised
+        voice of the reply whose words are all heard counts now)."""
         turn, self._turn = self._turn, None
         if turn is not None:
             self._last_turn = turn
+        voices = self._voices.turn_over(t, "patient", self._last_patient_end)
         if turn is None or turn.frames == 0:
-            return []
+            return voices
         usual_rate = self.rate_wps.value
         drop = turn.voice_drop_db
         ratio = turn.words_per_s / usual_rate if turn.words_per_s and usual_rate else None
@@ -315,11 +319,11 @@ class PatientEvidence:
             else:
                 break
         if streak < 2:
-            return []
+            return voices
         mean_drop = sum(d for d, _, _ in list(self._trend)[-streak:]) / streak
         slower = " and slower" if any(r is not None and r <= self.s.rate_drop_ratio
                                       for _, r, _ in list(self._trend)[-streak:]) else ""
-        return [self._marker(t, "withdrawal", "lowered_voice", 0.3 + 0.15 * streak, turn.onset, t,
+        return [*voices, self._marker(t, "withdrawal", "lowered_voice", 0.3 + 0.15 * streak, turn.onset, t,
                              f"patient quieter ({mean_drop:.0f} dB){slower} than usual for {streak} turns in a row",
                              "prosody")]
 
@@ -331,8 +335,8 @@ class PatientEvidence:
     # -- a raised voice in the context of its words -----------------------------------------------------------
 
     def voice_in_context(self, tr: Transcript, heard: list[Marker]) -> list[Marker]:
-        """The raised voices that a final patient transcript ``tr`` gives words to (``heard``:
-        every marker the transcript gave); see :class:`~session_monitor.rupture.markers.WaitForWords`."""
+        """The raised voices that a final patient transcript ``tr`` settles (``heard``: every
+        marker the transcript gave); see :class:`~session_monitor.rupture.markers.WaitForWords`."""
         return self._voices.release(tr, heard) if tr.speaker == "patient" else []
 
     def finish(self, t: float) -> list[Marker]:
