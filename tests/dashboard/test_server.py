@@ -31,6 +31,7 @@ from session_monitor.events import (
     Annotation,
     Health,
     Marker,
+    MiFigures,
     Prosody,
     SessionEvent,
     Signal,
@@ -283,6 +284,22 @@ def test_audio_lost_is_shown(dash, page):
     expect(indicator(page)).to_have_attribute("data-state", "stale", timeout=3_500)
     expect(page.locator("#ind-word")).to_have_text("no audio")
     expect(page.locator("#ind-note")).to_contain_text("audio lost")
+
+
+def test_mi_figures_reach_the_page(dash, page):
+    # through the running server, as the pipeline publishes them (the feed alone was tested
+    # while the server still dropped the event type: the page never showed a figure)
+    publish_calm_stretch(dash)
+    figures = page.locator("#figures")
+    page.goto(dash.url)
+    expect(figures).to_have_text("MI figures: waiting for the first classified turn")
+    dash.publish(MiFigures(t=20.9, reflections=3, questions=2, reflection_to_question=1.5,
+                           complex_reflection_share=1 / 3, open_question_share=0.5, change_talk=4, sustain_talk=1,
+                           change_share=0.8, input_share=0.1))
+    expect(figures).to_have_text("reflections : questions 1.5 · complex reflections 33% · open questions 50%"
+                                 " · client change talk 4 vs sustain 1")
+    page.goto(dash.url)  # a page opened later gets them from the snapshot
+    expect(figures).to_contain_text("reflections : questions 1.5")
 
 
 def test_input_problems_are_shown_until_they_clear(dash, page):

@@ -22,9 +22,10 @@ from session_monitor.events import Event
 
 __all__ = ["PAGE_EVENT_TYPES", "Feed", "Timeline", "page_message"]
 
-#: Event types the page shows; ``prosody`` becomes a per-speaker ``level``.
+#: Event types the page shows; ``prosody`` becomes a per-speaker ``level``. Every type
+#: :func:`page_message` turns into a page message must be here, or the server drops it.
 PAGE_EVENT_TYPES = frozenset(
-    {"signal", "alert", "marker", "transcript", "health", "session", "annotation", "prosody"}
+    {"signal", "alert", "marker", "transcript", "health", "session", "annotation", "prosody", "mi_figures"}
 )
 
 SPARK_WINDOW_S = 300.0  #: session seconds of signal the sparkline shows
