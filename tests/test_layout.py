@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "session_monitor"
 
 #: Shared values every stage may use; they import nothing else of the package.
-SHARED = {"errors", "events", "event_log", "quotes", "shorten", "talk_time", "schema", "settings"}
+SHARED = {"errors", "events", "event_log", "mi_text", "quotes", "shorten", "talk_time", "schema", "settings"}
 STAGES = {"audio", "speech", "prosody", "speakers", "rupture"}
 #: What a stage may never import.
 ABOVE_STAGES = {"session", "clinician", "report", "dashboard", "cli", "batch"}

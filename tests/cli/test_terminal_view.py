@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from session_monitor.cli.terminal_view import TerminalView
-from session_monitor.events import Health, Prosody, Signal, Speech, SpeechOnset, Transcript
+from session_monitor.events import Health, MiFigures, Prosody, Signal, Speech, SpeechOnset, Transcript
 from session_monitor.session.pipeline import RunStats
 
 
@@ -77,3 +77,29 @@ def test_without_a_terminal_an_input_problem_is_said_once():
     for t in (3.0, 4.0):
         view(Health(t=t, problem="dual_mono", hint=hint))
     assert console.export_text().count(hint) == 1
+
+
+def test_why_and_the_mi_figures_are_shown():
+    view = TerminalView(console=Console(force_terminal=True), min_marker_strength=0.05)
+    evidence = ({"marker": "minimal_response", "kind": "withdrawal", "strength": 0.7,
+                 "explanation": "3.4 s silence after your question"},
+                {"marker": "defending_self", "kind": "confrontation", "strength": 0.02,
+                 "explanation": "sustain talk (p=0.28): patient: 'Mostly my sister'"},
+                {"marker": "lowered_voice", "kind": "withdrawal", "strength": 0.4,
+                 "explanation": "patient's voice 6 dB quieter than usual"})
+    view(Signal(t=7.5, likelihood=0.62, withdrawal=0.62, confrontation=0.05, evidence=evidence))
+    view(MiFigures(t=7.6, reflections=3, questions=2, reflection_to_question=1.5, complex_reflection_share=1 / 3,
+                   open_question_share=0.5, change_talk=4, sustain_talk=1))
+    text = render(view)
+    # the strongest evidence the display shows (the 0.02 one is under the floor: one more, not two)
+    assert "why" in text and "3.4 s silence after your question [withdrawal]  (+1 more)" in text
+    flat = " ".join(line.strip(" │") for line in text.splitlines())  # the row wraps at 120 columns
+    assert ("MI" in text and "reflections : questions 1.5 (3 : 2) · complex reflections 33% · open questions 50% · "
+            "client change talk 4 vs sustain talk 1" in " ".join(flat.split()))
+
+
+def test_no_why_without_evidence_and_no_mi_row_without_classifiers():
+    view = TerminalView(console=Console(force_terminal=True))
+    view(Signal(t=7.5, likelihood=0.02, withdrawal=0.02, confrontation=0.0))
+    text = render(view)
+    assert "rupture" in text and " why " not in text and "reflections" not in text

@@ -117,7 +117,8 @@ def _session(run: Any, end: Any, annotations: Any, dashboard: Any, args: argpars
     if meta.get("consent") is not None and run.settings.privacy.store_transcript and not run.keeps_words:
         _say("the consent record does not grant the transcript: no words are kept in the session folder "
              "or shown (a consent file with [covers] transcript = true keeps them)")
-    view = TerminalView(total_s=total_s, title=meta.get("source", ""))
+    view = TerminalView(total_s=total_s, title=meta.get("source", ""),
+                        min_marker_strength=run.settings.display.min_marker_strength)
     sinks = ([] if args.no_view else [view]) + ([dashboard.publish] if dashboard is not None else [])
     pipeline = run.start(sinks=sinks, on_progress=view.progress if not args.no_view else None,
                          extra_meta={"dashboard": dashboard.url.split("?")[0] if dashboard else None})

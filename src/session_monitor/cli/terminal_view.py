@@ -1,4 +1,5 @@
-"""Terminal view (rich): levels, current silence, last transcript lines, health.
+"""Terminal view (rich): levels, current silence, the rupture likelihood and why, the running
+MI figures, last transcript lines, health.
 
 Subscribes to the event bus and only updates its state there (cheap, on the
 pipeline thread); rich redraws at 4 Hz on its own thread. At ``--speed max`` a
@@ -7,6 +8,7 @@ progress bar shows the real-time factor. Without a terminal it stays silent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from typing import Any
 
@@ -17,7 +19,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from session_monitor.events import Event, Health, Prosody, Signal, Speech, SpeechOnset, Transcript
+from session_monitor.events import Event, Health, MiFigures, Prosody, Signal, Speech, SpeechOnset, Transcript
+from session_monitor.mi_text import mi_line
 
 __all__ = ["TerminalView"]
 
@@ -36,9 +39,12 @@ class TerminalView:
     console : where to draw (stderr by default, so stdout stays for data)
     total_s : session length for the progress bar (replay), or None (live)
     title : headline, e.g. the file replayed
+    min_marker_strength : evidence weaker than this is not shown as "why"
+        (``display.min_marker_strength``, as on the dashboard)
     """
 
-    def __init__(self, *, console: Console | None = None, total_s: float | None = None, title: str = "") -> None:
+    def __init__(self, *, console: Console | None = None, total_s: float | None = None, title: str = "",
+                 min_marker_strength: float = 0.0) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = self.console.is_terminal
         self.title = title
@@ -52,6 +58,8 @@ class TerminalView:
         self.health: Health | None = None
         self.input_problems: dict[tuple[str, int | None], Health] = {}  # open, until cleared
         self.signal: Signal | None = None
+        self.figures: MiFigures | None = None
+        self.min_marker_strength = min_marker_strength
         self.rtf = 0.0
         self._progress = None
         self._task = None
@@ -88,6 +96,8 @@ class TerminalView:
             self.health = event
         elif isinstance(event, Signal):
             self.signal = event
+        elif isinstance(event, MiFigures):
+            self.figures = event
 
     def _input_problem(self, event: Health) -> None:
         """An input problem is kept on the view until it clears; without a live view
@@ -114,6 +124,17 @@ class TerminalView:
             return None
         return max(0.0, self.now - self.last_end)
 
+    def why(self) -> str:
+        """The strongest evidence of the latest signal that the display shows, and how many more."""
+        items = sorted((e for e in (self.signal.evidence if self.signal else ())
+                        if isinstance(e, dict) and e.get("strength", 0.0) >= self.min_marker_strength),
+                       key=lambda e: -e.get("strength", 0.0))
+        if not items:
+            return ""
+        top = items[0]
+        more = f"  (+{len(items) - 1} more)" if len(items) > 1 else ""
+        return f"{top.get('explanation', '')} [{top.get('kind', '')}]{more}"
+
     def __rich__(self) -> Group:
         table = Table.grid(padding=(0, 2))
         table.add_column(justify="right")
@@ -127,6 +148,11 @@ class TerminalView:
             s = self.signal
             table.add_row("rupture", f"{s.likelihood:4.2f}  (withdrawal {s.withdrawal:4.2f}, "
                                      f"confrontation {s.confrontation:4.2f})")
+            why = self.why()
+            if why:
+                table.add_row("why", Text(why, no_wrap=True, overflow="ellipsis"))
+        if self.figures is not None:
+            table.add_row("MI", mi_line(dataclasses.asdict(self.figures)))  # wraps on a narrow terminal
         h = self.health
         if h is not None:
             lag = f"{h.asr_lag_s:4.1f} s" if h.asr_lag_s is not None else "-"

@@ -23,6 +23,7 @@ from typing import Any
 from session_monitor.errors import SessionDirError
 from session_monitor.event_log import read_events
 from session_monitor.events import alert_spans
+from session_monitor.mi_text import mi_line
 from session_monitor.quotes import quotations
 from session_monitor.report.summary import SessionSummary, summarize
 
@@ -118,15 +119,7 @@ def _mi_html(f: dict[str, Any]) -> str:
     """The session's MI figures from the utterance classifiers (nothing when they did not run)."""
     if not f:
         return ""
-
-    def pct(v: Any) -> str:
-        return "–" if v is None else f"{v:.0%}"
-
-    ratio = "–" if f.get("reflection_to_question") is None else f"{f['reflection_to_question']:.1f}"
-    return (f'<dt>MI figures (classifier estimates)</dt><dd id="mi-figures">reflections : questions {ratio} '
-            f"({f.get('reflections', 0)} : {f.get('questions', 0)}) · complex reflections "
-            f"{pct(f.get('complex_reflection_share'))} · open questions {pct(f.get('open_question_share'))} · "
-            f"client change talk {f.get('change_talk', 0)} vs sustain talk {f.get('sustain_talk', 0)}</dd>")
+    return f'<dt>MI figures (classifier estimates)</dt><dd id="mi-figures">{_esc(mi_line(f))}</dd>'
 
 
 def _summary_html(s: SessionSummary) -> str:
