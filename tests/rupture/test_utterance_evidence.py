@@ -298,3 +298,27 @@ def test_a_turn_relabelled_takes_its_reflection_back():
     assert figures.reflections == 0 and figures.input_share == 1.0
     [m] = [m for m in markers if m.marker == "therapist_unreflected_input"]
     assert "no reflection yet this session" in m.explanation
+
+
+def test_a_clinician_profile_changes_the_classifiers_settings(tmp_path, monkeypatch):
+    # a profile (configs/clinicians/NAME.toml, as `tune` writes it) overrides [utterances] like any section
+    import shutil
+
+    from session_monitor.rupture.model import run_on_events
+    from session_monitor.settings.loader import default_config_path
+
+    shutil.copytree(default_config_path().parent, tmp_path / "configs",
+                    ignore=shutil.ignore_patterns("clinicians"))
+    (tmp_path / "configs" / "clinicians").mkdir()
+    (tmp_path / "configs" / "clinicians" / "ana.toml").write_text(
+        "[utterances]\nsustain_weight = 0.4\n\n[fusion]\nclassifier_weight = 0.5\n")
+    monkeypatch.chdir(tmp_path)
+    conv = Conversation()
+    conv.turn("therapist", SUGGESTION)
+    conv.turn("patient", SUSTAIN)
+    [default] = classifier_markers(run(conv), "patient")
+    settings = load_settings(clinician="ana")
+    assert settings.clinician.name == "ana" and settings.fusion.classifier_weight == 0.5
+    out = run_on_events(RuptureModel.from_settings(settings), conv.sorted_events(), end_t=conv.t + 5)
+    [tuned] = classifier_markers(out, "patient")
+    assert tuned.strength == pytest.approx(default.strength / 2, rel=1e-6)  # sustain_weight 0.8 -> 0.4
