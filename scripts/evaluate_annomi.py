@@ -29,6 +29,12 @@ figures at the session's end. Prints a table and
 
 ``--set`` changes a setting of the ``classifiers`` variant (e.g. ``fusion.therapist_tau_s=10``),
 to see how the figures depend on it.
+
+``--model FILE`` scores every session with that model file instead of fold models: the shipped
+one (``src/session_monitor/rupture/models/utterance_classifiers.bin``) on transcripts it never
+saw, such as AnnoMI's held-out set rendered with ``render_annomi.py --csv``. Sessions of
+transcripts the model was trained on (those of ``--csv``, its training CSV, that it did not
+exclude) are left out, and said so: a model is never scored on its own training data.
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_utterance_classifiers as T  # noqa: E402
-from annomi import DEFAULT_CSV, load  # noqa: E402
+from annomi import DEFAULT_CSV, csv_sha256, load  # noqa: E402
 
-from session_monitor.errors import SessionMonitorError  # noqa: E402
+from session_monitor.errors import InputError, SessionMonitorError  # noqa: E402
 from session_monitor.event_log import read_events  # noqa: E402
 from session_monitor.events import Marker, MiFigures, Signal  # noqa: E402
 from session_monitor.rupture.model import RuptureModel, run_on_events, transcribed  # noqa: E402
@@ -82,6 +88,21 @@ def fold_models(utts, wanted: set[int], out_dir: Path) -> dict[int, Path]:
         for t in held & wanted:
             out[t] = path
     return out
+
+
+def trained_transcripts(model: Path, header: dict, csv: Path, utts) -> set[int]:
+    """The transcripts of ``csv`` (loaded as ``utts``) that the model in ``model`` was trained on.
+
+    Raises
+    ------
+    InputError : the model names another training CSV than ``csv`` (by its sha256).
+    """
+    info = header.get("trained_on") or {}
+    if info.get("sha256") and info["sha256"] != csv_sha256(csv):
+        raise InputError(f"{model}: trained on {info.get('file', 'another CSV')} (sha256 {info['sha256'][:12]}), "
+                         f"not {csv}; pass its training CSV with --csv, so that its transcripts are left out")
+    excluded = set(info.get("excluded_transcripts", header.get("excluded_transcripts", [])))
+    return {u.transcript for u in utts} - excluded
 
 
 def _about_window(m: Marker) -> bool:
@@ -146,12 +167,20 @@ def score(events: list[dict], truth: dict, overrides: dict) -> dict:
                                                           "input_share")} if figs else {}}
 
 
+def _natural(name: str) -> tuple:
+    """annomi_9 before annomi_10."""
+    head, _, num = name.rpartition("_")
+    return (head, int(num)) if num.isdigit() else (name, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     ap.add_argument("--renders", type=Path, default=Path("/tmp/annomi_renders"))
     ap.add_argument("--sessions", type=Path, default=Path("/tmp/annomi_sessions"))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--model", type=Path, help="score every session with this model file instead of fold models "
+                                              "(sessions of transcripts it was trained on are left out)")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a setting of the classifiers variant (repeatable)")
     args = ap.parse_args(argv)
@@ -182,10 +211,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no replayed sessions under {args.sessions} for the renders in {args.renders}; "
               "render and replay them first (see --help)", file=sys.stderr)
         return 2
-    utts = load(args.csv)
-    res: dict = {"sessions": {}, "n_low": 0, "n_high": 0}
+    try:
+        utts = load(args.csv)
+        if args.model is not None:
+            trained = trained_transcripts(args.model, load_classifiers(args.model).header, args.csv, utts)
+    except SessionMonitorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.model is not None:
+        seen = sorted((n for n, (t, _) in sessions.items() if t["transcript"] in trained), key=_natural)
+        if seen:
+            print(f"note: left out {len(seen)} session(s) whose transcripts {args.model.name} was trained on: "
+                  f"{', '.join(seen)}", file=sys.stderr)
+        sessions = {n: v for n, v in sessions.items() if n not in seen}
+        if not sessions:
+            print(f"error: {args.model} was trained on the transcripts of every replayed session; render and "
+                  "replay transcripts it never saw, or omit --model to use models trained on the other folds",
+                  file=sys.stderr)
+            return 2
+    res: dict = {"sessions": {}, "n_low": 0, "n_high": 0, "model": str(args.model) if args.model else "folds"}
     with tempfile.TemporaryDirectory() as tmp:
-        models = fold_models(utts, {t["transcript"] for t, _ in sessions.values()}, Path(tmp))
+        models = ({t["transcript"]: args.model for t, _ in sessions.values()} if args.model is not None
+                  else fold_models(utts, {t["transcript"] for t, _ in sessions.values()}, Path(tmp)))
         for name, (truth, folder) in sessions.items():
             events = read_events(folder)
             row = {"quality": truth["mi_quality"],

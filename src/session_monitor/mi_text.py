@@ -18,9 +18,11 @@ def _pct(v: Any) -> str:
 
 def mi_line(f: Mapping[str, Any]) -> str:
     """"reflections : questions 1.5 (3 : 2) · complex reflections 33% · open questions 50% ·
-    client change talk 4 vs sustain talk 1" ("–" where a share has nothing to count yet)."""
+    client change talk 4 vs sustain talk 1 · advice or information in 10% of your turns"
+    ("–" where a share has nothing to count yet)."""
     ratio = "–" if f.get("reflection_to_question") is None else f"{f['reflection_to_question']:.1f}"
     return (f"reflections : questions {ratio} ({f.get('reflections', 0)} : {f.get('questions', 0)}) · "
             f"complex reflections {_pct(f.get('complex_reflection_share'))} · "
             f"open questions {_pct(f.get('open_question_share'))} · "
-            f"client change talk {f.get('change_talk', 0)} vs sustain talk {f.get('sustain_talk', 0)}")
+            f"client change talk {f.get('change_talk', 0)} vs sustain talk {f.get('sustain_talk', 0)} · "
+            f"advice or information in {_pct(f.get('input_share'))} of your turns")

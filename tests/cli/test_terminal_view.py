@@ -89,13 +89,14 @@ def test_why_and_the_mi_figures_are_shown():
                  "explanation": "patient's voice 6 dB quieter than usual"})
     view(Signal(t=7.5, likelihood=0.62, withdrawal=0.62, confrontation=0.05, evidence=evidence))
     view(MiFigures(t=7.6, reflections=3, questions=2, reflection_to_question=1.5, complex_reflection_share=1 / 3,
-                   open_question_share=0.5, change_talk=4, sustain_talk=1))
+                   open_question_share=0.5, change_talk=4, sustain_talk=1, input_share=0.25))
     text = render(view)
     # the strongest evidence the display shows (the 0.02 one is under the floor: one more, not two)
     assert "why" in text and "3.4 s silence after your question [withdrawal]  (+1 more)" in text
     flat = " ".join(line.strip(" │") for line in text.splitlines())  # the row wraps at 120 columns
     assert ("MI" in text and "reflections : questions 1.5 (3 : 2) · complex reflections 33% · open questions 50% · "
-            "client change talk 4 vs sustain talk 1" in " ".join(flat.split()))
+            "client change talk 4 vs sustain talk 1 · advice or information in 25% of your turns"
+            in " ".join(flat.split()))
 
 
 def test_no_why_without_evidence_and_no_mi_row_without_classifiers():

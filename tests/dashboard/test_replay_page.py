@@ -66,7 +66,8 @@ def test_page_follows_a_replay_into_its_rupture(tmp_path, browser):
         assert page.locator("#evidence li").count() >= 1
         # the classifiers' running MI figures: by the rupture (0:42) the therapist has asked and reflected
         assert re.fullmatch(r"reflections : questions \d+\.\d · complex reflections (\d+%|—) · open questions "
-                            r"\d+% · client change talk \d+ vs sustain \d+", page.locator("#figures").inner_text())
+                            r"\d+% · client change talk \d+ vs sustain \d+ · advice or information in \d+% of your turns",
+                            page.locator("#figures").inner_text())
         page.wait_for_timeout(1500)
         rupture_path = page.get_attribute("#spark-line", "d") or ""
         assert rupture_path != calm_path

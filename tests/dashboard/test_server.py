@@ -297,7 +297,7 @@ def test_mi_figures_reach_the_page(dash, page):
                            complex_reflection_share=1 / 3, open_question_share=0.5, change_talk=4, sustain_talk=1,
                            change_share=0.8, input_share=0.1))
     expect(figures).to_have_text("reflections : questions 1.5 · complex reflections 33% · open questions 50%"
-                                 " · client change talk 4 vs sustain 1")
+                                 " · client change talk 4 vs sustain 1 · advice or information in 10% of your turns")
     page.goto(dash.url)  # a page opened later gets them from the snapshot
     expect(figures).to_contain_text("reflections : questions 1.5")
 

@@ -20,7 +20,7 @@ def test_report_shows_the_last_figures_of_the_session():
     html = _mi_html(s.mi_figures)
     assert "reflections : questions 1.5 (3 : 2)" in html
     assert "complex reflections 33%" in html and "open questions 50%" in html
-    assert "client change talk 4 vs sustain talk 1" in html
+    assert "client change talk 4 vs sustain talk 1 · advice or information in 10% of your turns" in html
 
 
 def test_report_without_classifier_figures_says_nothing_of_them():

@@ -75,7 +75,7 @@ def _evidence(items: Any, min_strength: float) -> list[dict[str, Any]]:
 
 #: The running MI figures the page shows (``mi_figures`` events), in its order.
 MI_FIGURES = ("reflection_to_question", "complex_reflection_share", "open_question_share", "change_share",
-              "reflections", "questions", "change_talk", "sustain_talk")
+              "input_share", "reflections", "questions", "change_talk", "sustain_talk")
 
 
 def page_message(event: Event, *, min_marker_strength: float = 0.0) -> dict[str, Any] | None:

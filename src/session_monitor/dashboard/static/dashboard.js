@@ -393,7 +393,8 @@
     box.textContent = "reflections : questions " + (f.reflection_to_question == null ? "—" : f.reflection_to_question.toFixed(1)) +
       " · complex reflections " + pct(f.complex_reflection_share) +
       " · open questions " + pct(f.open_question_share) +
-      " · client change talk " + f.change_talk + " vs sustain " + f.sustain_talk;
+      " · client change talk " + f.change_talk + " vs sustain " + f.sustain_talk +
+      " · advice or information in " + pct(f.input_share) + " of your turns";
   }
 
   function render() {
