@@ -136,3 +136,26 @@ def test_the_transcript_marks_the_words_a_marker_quotes(tmp_path):
     page = html_path.read_text()
     assert '<mark class="confrontation">I don&#x27;t think this is helping</mark>' in page
     assert page.count("<mark ") == 1
+
+
+def test_a_marker_about_a_stretch_of_talk_is_one_chip_where_it_was_recognised(tmp_path):
+    """The talk-share collapse spans the minute it measured; its chip goes on the last patient line
+    of that minute, not on every reply in it (nor on the therapist's lines)."""
+    from session_monitor.events import Marker, Transcript, event_to_json
+    from session_monitor.report.render import write_report
+
+    evs = []
+    for k, (who, text) in enumerate([("patient", "We talked about the move for a long time last night."),
+                                     ("therapist", "What did you decide in the end about the flat?"),
+                                     ("patient", "Nothing."), ("therapist", "Nothing at all?"), ("patient", "No.")]):
+        evs.append(Transcript(t=10.0 * k + 9.5, speaker=who, start=10.0 * k + 5, end=10.0 * k + 9, text=text))
+    evs.append(Marker(t=50.0, speaker="patient", kind="withdrawal", marker="minimal_response", strength=0.6,
+                      start=0.0, end=50.0, cue="turn_taking",
+                      explanation="patient spoke 12% of the last 60 s (usually 45%), in replies 0.8 s long"))
+    (tmp_path / "events.jsonl").write_text("".join(event_to_json(e) + "\n" for e in sorted(evs, key=lambda e: e.t)))
+    html_path, _ = write_report(tmp_path)
+    page = html_path.read_text()
+    transcript = page[page.index('<ol id="transcript">'):]
+    assert transcript.count('class="chip withdrawal"') == 1
+    last = transcript[transcript.index("No.</span>"):]
+    assert last.index('class="chip withdrawal"') < last.index("</li>")

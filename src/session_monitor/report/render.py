@@ -169,17 +169,24 @@ def _transcript_html(events: list[dict[str, Any]]) -> str:
     if not transcripts:
         return "<p class='none'>No transcript (transcription off, or no speech was transcribed).</p>"
     markers = [e for e in events if e["type"] == "marker"]
+
+    def overlaps(m: dict[str, Any], tr: dict[str, Any]) -> bool:
+        return m["speaker"] == tr["speaker"] and m["start"] <= tr["end"] + 0.5 and m["end"] >= tr["start"] - 0.5
+
+    # each marker's chip goes on the last line of its speaker that its span reaches: a marker
+    # about a stretch of talk (the talk-share collapse's minute, a run of advice) is one chip
+    # where it was recognised, not one on every line it covers
+    chip_at = {id(m): max((i for i, tr in enumerate(transcripts) if overlaps(m, tr)), default=-1) for m in markers}
     lines = []
-    for tr in transcripts:
+    for i, tr in enumerate(transcripts):
         text = _esc(tr["text"])
-        found = [m for m in markers if m["speaker"] == tr["speaker"] and m["start"] <= tr["end"] + 0.5
-                 and m["end"] >= tr["start"] - 0.5]
+        found = [m for m in markers if overlaps(m, tr)]
         for m in found:
             quote = next((_esc(q) for q in quotations(m["explanation"]) if q and _esc(q) in text), None)
             if quote:
                 text = text.replace(quote, f'<mark class="{m["kind"]}">{quote}</mark>', 1)
         chips = "".join(f'<span class="chip {m["kind"]}" title="{_esc(m["explanation"])}">'
-                        f'{_esc(m["marker"].replace("_", " "))}</span>' for m in found)
+                        f'{_esc(m["marker"].replace("_", " "))}</span>' for m in found if chip_at[id(m)] == i)
         lines.append(f'<li class="{_esc(tr["speaker"])}"><span class="time">{_clock(tr["start"])}</span>'
                      f'<span class="who">{_esc(tr["speaker"])}</span><span class="text">{text}</span>{chips}</li>')
     return '<ol id="transcript">' + "".join(lines) + "</ol>"
