@@ -75,7 +75,7 @@ def test_input_without_a_reflection_first_is_a_therapist_marker_quoting_it_and_a
     found = [m for m in classifier_markers(run(conv), "therapist") if m.marker == "therapist_unreflected_input"]
     assert len(found) == 1
     m = found[0]
-    assert m.kind == "confrontation" and "without a reflection first" in m.explanation
+    assert m.kind == "confrontation" and "without a reflection or asking permission first" in m.explanation
     assert "\u2018I would recommend that you cut down" in m.explanation and "no reflection yet" in m.explanation
     p = float(re.search(r"p=(0\.\d\d)", m.explanation).group(1))
     assert m.strength == pytest.approx(0.6 * p, abs=0.6 * 0.005 + 1e-9)
@@ -90,6 +90,23 @@ def test_input_without_a_reflection_first_is_a_therapist_marker_quoting_it_and_a
     out = run(conv, overrides=low)
     assert [e for e in out if isinstance(e, MiFigures)][-1].input_share == 0.5
     assert not [m for m in classifier_markers(out, "therapist") if m.marker == "therapist_unreflected_input"]
+
+
+def test_input_after_asking_permission_is_not_unreflected():
+    # MI's ask-provide-ask: information the client agreed to hear is not a therapist contribution
+    advice = "I would recommend that you cut down to no more than two drinks a day."
+    for asked, flagged in (("Would it be okay if I shared some information about drinking?", False),
+                           ("And where do you usually drink, at home or out?", True)):
+        conv = Conversation()
+        conv.turn("therapist", "How often do you drink?")
+        conv.turn("patient", "I drink every day, mostly beer.")
+        conv.turn("therapist", asked)
+        conv.turn("patient", "Sure.")
+        conv.turn("therapist", advice)
+        out = run(conv)
+        assert [e for e in out if isinstance(e, MiFigures)][-1].input_share > 0  # the advice was classed input
+        found = [m for m in classifier_markers(out, "therapist") if m.marker == "therapist_unreflected_input"]
+        assert bool(found) == flagged, (asked, found)
 
 
 def test_runs_of_advice_are_capped_therapist_evidence_that_never_alerts_alone():

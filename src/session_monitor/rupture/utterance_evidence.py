@@ -15,8 +15,9 @@ Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances
 - **therapist contributions** (``speaker="therapist"``: fusion caps them with
   ``therapist_cap`` each and ``therapist_max_score`` together, so they never alert
   alone): each turn of input (information, advice, options; not negotiation, which asks
-  permission) with no reflection in the ``input_reflection_turns`` turns before it
-  (``therapist_unreflected_input``); input in at least ``input_min`` of the last
+  permission) with no reflection and no asking permission in it or in the
+  ``input_reflection_turns`` turns before it (``therapist_unreflected_input``; MI's
+  ask-provide-ask gives information after asking whether the client wants it); input in at least ``input_min`` of the last
   ``window_turns`` turns with no reflection among them (``therapist_advising``);
   ``closed_run`` closed questions in a row (``therapist_closed_questions``).
 
@@ -47,6 +48,17 @@ _MINIMISING = re.compile(
     r"no big deal|hardly|barely|a little|a couple|it'?s fine|i'?m fine|under control|not really)\b")
 
 
+#: Asking permission before giving information or advice (MI's "ask-provide-ask"): "is it okay
+#: if I share...", "would you like to hear...". On AnnoMI's expert labels, 15 of the 254
+#: unreflected input turns of high-quality sessions follow such a question, none of the 46 of
+#: the low-quality ones.
+_PERMISSION = re.compile(
+    r"\b(is it (ok|okay|alright|all right) (if|with you)|would it be (ok|okay|alright|all right)|"
+    r"(would|do) you mind if|mind if i|can i (share|tell|give|offer|mention|suggest)|may i|"
+    r"would you like (me to (share|tell|give|explain|go over|talk about)|to hear|to know|"
+    r"some (information|ideas|suggestions|feedback))|if it'?s (ok|okay|alright) with you)\b")
+
+
 #: Words of a turn kept as the classifiers' context (its last ones): the longest utterance of
 #: the AnnoMI training data is 246 words, 99.9 % are under 150.
 _TURN_WORDS = 250
@@ -68,6 +80,7 @@ class TherapistTurn:
     behaviour: str  # reflection | question | therapist_input | other ("" below the confidence floor)
     subtype: str  # simple/complex, open/closed, information/advice/negotiation/options, or ""
     probability: float
+    asks_permission: bool = False  # a permission question in its words (_PERMISSION)
 
 
 class UtteranceEvidence:
@@ -136,8 +149,9 @@ class UtteranceEvidence:
         sub = {"reflection": "reflection_type", "question": "question_type",
                "therapist_input": "input_type"}.get(b.label)
         ok = b.probability >= self.s.therapist_min_p
-        turn = TherapistTurn(tr.t, start, tr.end, text, b.label if ok else "",
-                             pred[sub].label if (ok and sub) else "", b.probability)
+        label, subtype = b.label if ok else "", pred[sub].label if (ok and sub) else ""
+        turn = TherapistTurn(tr.t, start, tr.end, text, label, subtype, b.probability,
+                             asks_permission=bool(_PERMISSION.search(text.lower())))
         if again:  # the turn's earlier classification is the last one kept
             self._count_therapist(self._turns.pop(), -1)
         else:
@@ -150,11 +164,12 @@ class UtteranceEvidence:
         return self._unreflected(tr, turn) + self._advising(tr) + self._closed(tr)
 
     def _unreflected(self, tr: Transcript, turn: TherapistTurn) -> list[Marker]:
-        """Input (not negotiation) with no reflection in the turns just before it."""
-        if turn.behaviour != "therapist_input" or turn.subtype == "negotiation" or self._input_flagged:
+        """Input (not negotiation) with no reflection and no asking permission in it or in the turns just before it."""
+        if (turn.behaviour != "therapist_input" or turn.subtype == "negotiation" or turn.asks_permission
+                or self._input_flagged):
             return []
         before = list(self._turns)[:-1][-self.s.input_reflection_turns:]
-        if any(t.behaviour == "reflection" for t in before):
+        if any(t.behaviour == "reflection" or t.asks_permission for t in before):
             return []
         self._input_flagged = True  # once a turn
         since = (f"no reflection since {_clock(self._last_reflection_t)}" if self._last_reflection_t is not None
@@ -163,8 +178,8 @@ class UtteranceEvidence:
         return [Marker(t=tr.t, speaker="therapist", kind="confrontation", marker="therapist_unreflected_input",
                        strength=min(1.0, self.s.input_strength * turn.probability), start=turn.start, end=tr.end,
                        cue="classifier",
-                       explanation=f"{what} (p={turn.probability:.2f}) without a reflection first; {since}: "
-                                   f"{quoted(turn.text, 80)}")]
+                       explanation=f"{what} (p={turn.probability:.2f}) without a reflection or asking permission "
+                                   f"first; {since}: {quoted(turn.text, 80)}")]
 
     def _count_therapist(self, turn: TherapistTurn, n: int = 1) -> None:
         """Count ``turn`` in the MI figures (``n = -1``: take it back out)."""
