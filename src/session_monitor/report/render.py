@@ -176,11 +176,11 @@ def _transcript_html(events: list[dict[str, Any]]) -> str:
     # each marker's chip goes on the last line of its speaker that its span reaches: a marker
     # about a stretch of talk (the talk-share collapse's minute, a run of advice) is one chip
     # where it was recognised, not one on every line it covers
-    chip_at = {id(m): max((i for i, tr in enumerate(transcripts) if overlaps(m, tr)), default=-1) for m in markers}
+    found_at = [[m for m in markers if overlaps(m, tr)] for tr in transcripts]
+    chip_at = {id(m): i for i, found in enumerate(found_at) for m in found}  # the last line wins
     lines = []
-    for i, tr in enumerate(transcripts):
+    for i, (tr, found) in enumerate(zip(transcripts, found_at)):
         text = _esc(tr["text"])
-        found = [m for m in markers if overlaps(m, tr)]
         for m in found:
             quote = next((_esc(q) for q in quotations(m["explanation"]) if q and _esc(q) in text), None)
             if quote:
