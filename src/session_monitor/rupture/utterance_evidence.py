@@ -17,8 +17,9 @@ Every *final* transcript is classified (:mod:`session_monitor.rupture.utterances
   alone): each turn of input (information, advice, options; not negotiation, which asks
   permission) with no reflection and no asking permission in it or in the
   ``input_reflection_turns`` turns before it (``therapist_unreflected_input``; MI's
-  ask-provide-ask gives information after asking whether the client wants it); input in at least ``input_min`` of the last
-  ``window_turns`` turns with no reflection among them (``therapist_advising``);
+  ask-provide-ask gives information after asking whether the client wants it); input in
+  at least ``input_min`` of the last ``window_turns`` turns with no reflection among them
+  (``therapist_advising``);
   ``closed_run`` closed questions in a row (``therapist_closed_questions``).
 
 The running figures a clinician knows from MI coding (reflection-to-question ratio,
