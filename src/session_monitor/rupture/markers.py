@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 
 from session_monitor.events import RUPTURE_KINDS, Marker, Overlap, Transcript
@@ -138,50 +138,50 @@ class WaitForWords:
 
     def release(self, tr: Transcript, heard: list[Marker]) -> list[Marker]:
         """The held markers that a final transcript ``tr`` gives words to; ``heard``: its markers."""
-        if not tr.final or not self._held:
+        if not tr.final:
             return []
-        out: list[Marker] = []
-        waiting: list[_Waiting] = []
-        for w in self._held:
-            if tr.speaker == w.marker.speaker and tr.end >= w.marker.start:
-                w.words_end = max(w.words_end or tr.end, tr.end)
-                w.back_with([*heard, *self._said])
-                if w.backing >= 1.0 or w.all_heard():
-                    out.append(self._in_words(w, tr.t))
-                    continue
-            waiting.append(w)
-        self._held = waiting
-        return out
+
+        def settled(w: _Waiting) -> bool:
+            if tr.speaker != w.marker.speaker or tr.end < w.marker.start:
+                return False
+            w.words_end = max(w.words_end or tr.end, tr.end)
+            w.back_with([*heard, *self._said])
+            return w.backing >= 1.0 or w.all_heard()
+
+        return self._settle(settled, tr.t)
 
     def turn_over(self, t: float, speaker: str, end: float) -> list[Marker]:
         """``speaker``'s turn ended at ``end`` (the other speaker began, at ``t``): the markers
         of that turn whose words are all heard count now; the others when the words that
         reach ``end`` are."""
-        if not self._held:
+
+        def settled(w: _Waiting) -> bool:
+            if w.marker.speaker != speaker or w.marker.start > end or w.turn_end is not None:
+                return False
+            w.turn_end = end
+            return w.all_heard()
+
+        return self._settle(settled, t)
+
+    def unheard(self, t: float) -> list[Marker]:
+        """The held markers whose turn was not over and heard within ``wait_s``."""
+        return self._settle(lambda w: t - w.marker.t >= self.wait_s, t)
+
+    def finish(self, t: float) -> list[Marker]:
+        return self._settle(lambda w: True, t)
+
+    def _settle(self, settled: Callable[[_Waiting], bool], t: float) -> list[Marker]:
+        """The held markers that ``settled`` (which may note what it learnt on them) lets go, at ``t``."""
+        if not self._held:  # every tick: nothing to do, most of the time
             return []
         out: list[Marker] = []
         waiting: list[_Waiting] = []
         for w in self._held:
-            if w.marker.speaker == speaker and w.marker.start <= end and w.turn_end is None:
-                w.turn_end = end
-                if w.all_heard():
-                    out.append(self._in_words(w, t))
-                    continue
-            waiting.append(w)
+            if settled(w):
+                out.append(self._in_words(w, t))
+            else:
+                waiting.append(w)
         self._held = waiting
-        return out
-
-    def unheard(self, t: float) -> list[Marker]:
-        """The held markers whose turn was not over and heard within ``wait_s``."""
-        if not self._held:  # every tick: nothing to do, most of the time
-            return []
-        late = [w for w in self._held if t - w.marker.t >= self.wait_s]
-        self._held = [w for w in self._held if t - w.marker.t < self.wait_s]
-        return [self._in_words(w, t) for w in late]
-
-    def finish(self, t: float) -> list[Marker]:
-        out = [self._in_words(w, t) for w in self._held]
-        self._held = []
         return out
 
     def _in_words(self, w: _Waiting, t: float) -> Marker:

@@ -337,7 +337,7 @@ class PatientEvidence:
     def voice_in_context(self, tr: Transcript, heard: list[Marker]) -> list[Marker]:
         """The raised voices that a final patient transcript ``tr`` settles (``heard``: every
         marker the transcript gave); see :class:`~session_monitor.rupture.markers.WaitForWords`."""
-        return self._voices.release(tr, heard) if tr.speaker == "patient" else []
+        return self._voices.release(tr, heard)  # it holds the patient's markers only
 
     def finish(self, t: float) -> list[Marker]:
         """The session ends: raised voices still waiting count alone."""
