@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
+from session_monitor.dashboard.feed import shown_evidence
 from session_monitor.events import Event, Health, MiFigures, Prosody, Signal, Speech, SpeechOnset, Transcript
 from session_monitor.mi_text import mi_line
 
@@ -126,14 +127,11 @@ class TerminalView:
 
     def why(self) -> str:
         """The strongest evidence of the latest signal that the display shows, and how many more."""
-        items = sorted((e for e in (self.signal.evidence if self.signal else ())
-                        if isinstance(e, dict) and e.get("strength", 0.0) >= self.min_marker_strength),
-                       key=lambda e: -e.get("strength", 0.0))
+        items = shown_evidence(self.signal.evidence if self.signal else (), self.min_marker_strength)
         if not items:
             return ""
-        top = items[0]
         more = f"  (+{len(items) - 1} more)" if len(items) > 1 else ""
-        return f"{top.get('explanation', '')} [{top.get('kind', '')}]{more}"
+        return f"{items[0]['explanation']} [{items[0]['kind']}]{more}"
 
     def __rich__(self) -> Group:
         table = Table.grid(padding=(0, 2))

@@ -20,7 +20,7 @@ from typing import Any
 
 from session_monitor.events import Event
 
-__all__ = ["PAGE_EVENT_TYPES", "Feed", "Timeline", "page_message"]
+__all__ = ["PAGE_EVENT_TYPES", "Feed", "Timeline", "page_message", "shown_evidence"]
 
 #: Event types the page shows; ``prosody`` becomes a per-speaker ``level``. Every type
 #: :func:`page_message` turns into a page message must be here, or the server drops it.
@@ -54,8 +54,9 @@ def _text(value: Any) -> str:
     return text if len(text) <= TEXT_MAX_CHARS else text[: TEXT_MAX_CHARS - 1] + "…"
 
 
-def _evidence(items: Any, min_strength: float) -> list[dict[str, Any]]:
-    """The top evidence items at least ``min_strength``, strongest first, with only the fields the page shows."""
+def shown_evidence(items: Any, min_strength: float) -> list[dict[str, Any]]:
+    """The top evidence items at least ``min_strength``, strongest first, with only the fields a
+    display shows (the page's "why" list; the terminal view's "why" row)."""
     out = []
     for item in items or ():
         if not isinstance(item, dict) or (_num(item.get("strength")) or 0.0) < min_strength:
@@ -90,7 +91,7 @@ def page_message(event: Event, *, min_marker_strength: float = 0.0) -> dict[str,
             "likelihood": _num(event.likelihood),
             "withdrawal": _num(event.withdrawal),
             "confrontation": _num(event.confrontation),
-            "evidence": _evidence(event.evidence, min_marker_strength),
+            "evidence": shown_evidence(event.evidence, min_marker_strength),
         }
     if kind == "alert":
         return {"type": "alert", "t": t, "state": _text(event.state), "kind": _text(event.kind)}
